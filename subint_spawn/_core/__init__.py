@@ -1,0 +1,1 @@
+"""Private mechanics: the subinterpreter driver, the IPC channel and the actor runtime."""

@@ -1,0 +1,97 @@
+"""Bookkeeping of every interpreter and driver thread subint_spawn has alive, and the abandoned.
+
+One process-wide registry, written by the driver from trio tasks *and* from driver threads (a
+thread whose interpreter was abandoned reaps it itself if it ever finishes), hence the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+__all__ = ["AbandonedInterpreter", "Census", "census"]
+
+
+@dataclass(frozen=True)
+class AbandonedInterpreter:
+    """An interpreter whose thread outlived every kill step (usually stuck inside C)."""
+
+    interpreter_id: int
+    thread_name: str
+    config: str
+    reason: str
+    abandoned_at: float  # time.monotonic()
+
+
+@dataclass(frozen=True)
+class Census:
+    """What subint_spawn has alive right now.
+
+    ``interpreters``: created and not yet destroyed (abandoned ones included).
+    ``threads``: driver threads still running (abandoned ones included).
+    ``abandoned``: interpreters currently abandoned; ``abandoned_total`` counts every abandon
+    since the process started, ``reclaimed_late`` those whose stuck thread finished after all
+    and whose interpreter was then destroyed by that thread.
+    """
+
+    interpreters: int
+    threads: int
+    abandoned: tuple[AbandonedInterpreter, ...]
+    abandoned_total: int
+    reclaimed_late: int
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._interpreters: set[int] = set()
+        self._threads: set[int] = set()  # ids of driver thread objects
+        self._abandoned: dict[int, AbandonedInterpreter] = {}
+        self._abandoned_total = 0
+        self._reclaimed_late = 0
+
+    def interpreter_created(self, interpreter_id: int) -> None:
+        with self._lock:
+            self._interpreters.add(interpreter_id)
+
+    def interpreter_destroyed(self, interpreter_id: int) -> None:
+        with self._lock:
+            self._interpreters.discard(interpreter_id)
+            if self._abandoned.pop(interpreter_id, None) is not None:
+                self._reclaimed_late += 1
+
+    def thread_started(self, key: int) -> None:
+        with self._lock:
+            self._threads.add(key)
+
+    def thread_finished(self, key: int) -> None:
+        with self._lock:
+            self._threads.discard(key)
+
+    def abandoned(self, record: AbandonedInterpreter) -> None:
+        with self._lock:
+            self._abandoned[record.interpreter_id] = record
+            self._abandoned_total += 1
+
+    def snapshot(self) -> Census:
+        with self._lock:
+            return Census(
+                interpreters=len(self._interpreters),
+                threads=len(self._threads),
+                abandoned=tuple(self._abandoned.values()),
+                abandoned_total=self._abandoned_total,
+                reclaimed_late=self._reclaimed_late,
+            )
+
+
+REGISTRY = _Registry()
+
+
+def census() -> Census:
+    """Tell what is alive: subint_spawn's interpreters, driver threads and abandoned interpreters."""
+    return REGISTRY.snapshot()
+
+
+def now() -> float:
+    return time.monotonic()

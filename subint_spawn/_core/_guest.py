@@ -1,0 +1,295 @@
+"""The half of the driver that runs *inside* a subinterpreter.
+
+The parent cannot reach into a running subinterpreter: ``_interpreters.exec``/``call`` refuse an
+interpreter that is already running, and ``PyThreadState_SetAsyncExc`` only finds thread states
+of the interpreter it is called from (called from the main interpreter it hits the wrong thread
+state).  So every interpreter we start carries its own **watchdog** thread, which listens on one end
+of a control socket pair whose other end the parent holds, and acts from inside:
+
+* ``CANCEL`` -- cooperative: cancel the guest's root trio cancel scope through its own trio token.
+* ``KILL``   -- inject :class:`KilledByWatchdog` into the runner thread.  The parent only sends
+  this after the cooperative step had its grace period: injected while the runner is inside
+  trio's scheduler (rather than user code) it can leave trio half torn down.
+* ``DUMP``   -- format every thread's stack of this interpreter and write it back on the
+  control socket, NUL-terminated (``faulthandler`` cannot load in isolated interpreters).
+
+:func:`run_guarded` is the only entry point; the parent runs it with ``_interpreters.call`` on a
+dedicated thread.  It never raises: the outcome comes back as a small tuple of plain data, so a
+failure in user code can never be confused with a failure of the driver itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import select
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+CANCEL = b"c"
+KILL = b"k"
+DUMP = b"d"
+
+# How long the guest waits for threads it started (trio's workers, the watchdog) to finish.
+THREAD_JOIN_BOUND = 1.0
+
+Outcome = tuple[str, Any, tuple[tuple[str, bool], ...]]
+"""``(status, payload, leftover_threads)``; status is ok, error, cancelled or killed."""
+
+
+class KilledByWatchdog(BaseException):
+    """Injected into the runner thread by the watchdog on the parent's KILL command."""
+
+
+def _set_async_exc(ident: int, exc_type: type[BaseException] | None) -> int:
+    return ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(ident), ctypes.py_object(exc_type) if exc_type is not None else None
+    )
+
+
+class _Guard:
+    """State shared by the runner thread and the watchdog thread of one interpreter."""
+
+    def __init__(self, control_fd: int) -> None:
+        self.control_fd = control_fd
+        self.runner_ident = threading.get_ident()
+        self.lock = threading.Lock()
+        self.disarmed = False
+        self.cancel_requested = False
+        self.kill_requested = False
+        self.trio_token: Any = None
+        self.root_scope: Any = None
+        self._stop_read, self._stop_write = os.pipe()
+        self.watchdog = threading.Thread(target=self._watch, name="subint-watchdog")
+
+    # -- watchdog thread -------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([self.control_fd, self._stop_read], [], [])
+                if self._stop_read in ready:
+                    return
+                commands = os.read(self.control_fd, 64)
+                if not commands:  # parent closed its end: nothing more can arrive
+                    return
+                for command in commands:
+                    self._obey(bytes((command,)))
+        finally:
+            os.close(self._stop_read)
+
+    def _obey(self, command: bytes) -> None:
+        if command == CANCEL:
+            with self.lock:
+                self.cancel_requested = True
+                token, scope = self.trio_token, self.root_scope
+            if token is not None:
+                _cancel_via_token(token, scope)
+        elif command == KILL:
+            with self.lock:
+                self.kill_requested = True
+                if not self.disarmed:
+                    _set_async_exc(self.runner_ident, KilledByWatchdog)
+        elif command == DUMP:
+            _write_all(self.control_fd, format_stacks().encode("utf-8", "replace") + b"\0")
+
+    # -- runner thread -----------------------------------------------------------------------
+
+    async def trio_root(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        import trio
+
+        with trio.CancelScope() as scope:
+            with self.lock:
+                self.trio_token = trio.lowlevel.current_trio_token()
+                self.root_scope = scope
+                cancel_now = self.cancel_requested
+            if cancel_now:  # the CANCEL arrived before trio was up: honour it now
+                scope.cancel()
+            return await fn(*args, **kwargs)
+        return None
+
+    def disarm(self) -> None:
+        """Make sure no injected exception can land after this returns.
+
+        The watchdog injects under ``lock`` and only while not disarmed, so once ``disarmed`` is
+        set no new injection starts; one that was already pending is cleared, and if it fires
+        in the narrow window before the clear, it is caught here and we go round again.
+        """
+        while True:
+            try:
+                with self.lock:
+                    self.disarmed = True
+                _set_async_exc(self.runner_ident, None)
+                return
+            except KilledByWatchdog:
+                continue
+
+    def stop_watchdog(self) -> None:
+        os.write(self._stop_write, b"x")
+        os.close(self._stop_write)
+        self.watchdog.join(THREAD_JOIN_BOUND)
+
+
+def _cancel_via_token(token: Any, scope: Any) -> None:
+    import trio
+
+    try:
+        token.run_sync_soon(scope.cancel)
+    except trio.RunFinishedError:
+        pass  # the guest's trio loop already ended: nothing left to cancel
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def format_stacks() -> str:
+    """Every thread of *this* interpreter, innermost frame last, like faulthandler prints them."""
+    import traceback
+
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        name = names.get(ident, "runner" if ident == threading.get_ident() else "?")
+        stack = "".join(traceback.format_stack(frame))
+        parts.append(f"Thread {ident:#x} ({name}):\n{stack}")
+    return "\n".join(parts)
+
+
+def pack_error(exc: BaseException) -> tuple[str, str, str, bytes | None]:
+    """An exception as plain data: type name, message, traceback text, pickled object if possible."""
+    import traceback
+
+    cls = type(exc)
+    type_name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    text = "".join(traceback.format_exception(exc))
+    try:
+        pickled: bytes | None = pickle.dumps(exc)
+    except Exception:
+        pickled = None
+    return type_name, str(exc), text, pickled
+
+
+def _contains(exc: BaseException, kind: type[BaseException]) -> bool:
+    if isinstance(exc, kind):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_contains(inner, kind) for inner in exc.exceptions)
+    return False
+
+
+def _drain_trio_workers() -> None:
+    """Stop trio's idle worker threads, which would otherwise idle on after ``trio.run``.
+
+    They are daemon threads blocked in a 10 s timed wait.  Destroying the interpreter under
+    them does not end them: when they wake they can never re-attach to the destroyed
+    interpreter, so each becomes a dead OS thread for the life of the process (measured).
+    Handing each idle worker a no-op job with the idle timeout at zero makes it exit at once.
+    """
+    cache_module = sys.modules.get("trio._core._thread_cache")
+    cache = getattr(cache_module, "THREAD_CACHE", None)
+    idle = getattr(cache, "_idle_workers", None)
+    if cache_module is None or not isinstance(idle, dict):
+        return
+    cache_module.IDLE_TIMEOUT = 0  # type: ignore[attr-defined]
+    while idle:
+        try:
+            worker, _ = idle.popitem()
+        except KeyError:
+            break
+        worker._job = (_noop, _noop, None)
+        worker._worker_lock.release()
+
+
+def _is_async(fn: Any) -> bool:
+    # inspect.iscoroutinefunction without importing inspect (~20 ms in a fresh interpreter)
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    return code is not None and bool(code.co_flags & 0x80)  # CO_COROUTINE
+
+
+def _noop(*_: object) -> None:
+    return None
+
+
+def _join_leftover_threads(guard: _Guard) -> tuple[tuple[str, bool], ...]:
+    """Join every thread the guest started; report those still alive after the bound.
+
+    Skipped: the runner and the watchdog; dummy thread objects; and this interpreter's
+    ``MainThread`` object, which stands for the OS thread that *created* the interpreter (a
+    thread of the parent's), always looks alive, and cannot be joined from here.
+    """
+    skip = {threading.get_ident(), guard.watchdog.ident, threading.main_thread().ident}
+    others = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in skip
+        and t is not threading.main_thread()
+        and not isinstance(t, threading._DummyThread)  # type: ignore[attr-defined]
+    ]
+    for thread in others:
+        thread.join(THREAD_JOIN_BOUND)
+    return tuple((t.name, t.daemon) for t in others if t.is_alive())
+
+
+def run_guarded(
+    control_fd: int,
+    fn_ref: tuple[str, str],
+    arguments: bytes,
+) -> Outcome:
+    """Run the function named ``fn_ref`` in this interpreter under a watchdog.
+
+    ``arguments`` is ``pickle.dumps((args, kwargs))``, loaded here rather than by
+    ``_interpreters.call`` so that a failure to load them is reported like any other.  An ``async def`` function runs under ``trio.run`` inside a root
+    cancel scope the watchdog can cancel; a plain function is simply called (only the KILL step
+    can stop it).  Returns the outcome as plain data and never raises.
+    """
+    from ._funcref import resolve
+
+    guard = _Guard(control_fd)
+    guard.watchdog.start()
+    status: str
+    payload: Any
+    fn: Any = fn_ref
+    try:
+        try:
+            fn = resolve(fn_ref)
+            args, kwargs = pickle.loads(arguments)
+            if _is_async(fn):
+                import trio
+
+                value = trio.run(guard.trio_root, fn, args, kwargs)
+            else:
+                value = fn(*args, **kwargs)
+        except BaseException as exc:
+            guard.disarm()
+            if guard.kill_requested and _contains(exc, KilledByWatchdog):
+                import traceback
+
+                status, payload = "killed", "".join(traceback.format_exception(exc))
+            else:
+                status, payload = "error", pack_error(exc)
+        else:
+            guard.disarm()
+            if guard.root_scope is not None and guard.root_scope.cancelled_caught:
+                status, payload = "cancelled", None
+            else:
+                try:
+                    status, payload = "ok", pickle.dumps(value)
+                except Exception as exc:
+                    error = TypeError(
+                        f"the result of {getattr(fn, '__qualname__', fn)!r} cannot cross the "
+                        f"interpreter boundary: {exc}. Return picklable data instead."
+                    )
+                    status, payload = "error", pack_error(error)
+    finally:
+        guard.disarm()
+        _drain_trio_workers()
+        leftovers = _join_leftover_threads(guard)
+        guard.stop_watchdog()
+    return status, payload, leftovers

@@ -1,0 +1,32 @@
+"""The subinterpreter driver, usable on its own: one interpreter's life, bounded and leak-free.
+
+    from subint_spawn import driver
+
+    async with driver.open_subinterpreter("isolated") as interp:
+        interp.start(mymod.work, 21)
+        print(await interp.wait())
+"""
+
+from ._core._census import AbandonedInterpreter, Census, census
+from ._core._driver import (
+    Config,
+    KillPolicy,
+    Subinterpreter,
+    Termination,
+    create,
+    interpreter_config,
+    open_subinterpreter,
+)
+
+__all__ = [
+    "AbandonedInterpreter",
+    "Census",
+    "Config",
+    "KillPolicy",
+    "Subinterpreter",
+    "Termination",
+    "census",
+    "create",
+    "interpreter_config",
+    "open_subinterpreter",
+]

@@ -1,0 +1,198 @@
+"""The subinterpreter driver on its own: run, fail loudly, kill, abandon, never leak."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import _interpreters
+import pytest
+import trio
+
+from subint_spawn import BootstrapError, InterpreterKilled, RemoteError, census
+from subint_spawn._exceptions import AbandonedInterpreterWarning
+from subint_spawn.driver import KillPolicy, open_subinterpreter
+
+from . import samples
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    read_fd, write_fd = os.pipe()
+    yield read_fd, write_fd
+    os.close(read_fd)
+    os.close(write_fd)
+
+
+async def wait_ready(read_fd: int) -> None:
+    await trio.lowlevel.wait_readable(read_fd)
+    assert os.read(read_fd, 1) == b"r"
+
+
+async def test_sync_function_runs_and_returns(subint_config: str) -> None:
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.add, 40, y=2)
+            assert await interp.wait() == 42
+
+
+async def test_async_function_runs_under_trio(subint_config: str) -> None:
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.async_add, 1, y=2)
+            assert await interp.wait() == 3
+
+
+async def test_import_error_surfaces_with_remote_traceback_within_1s(subint_config: str) -> None:
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            started = trio.current_time()
+            interp.start(samples.import_missing)
+            with pytest.raises(RemoteError) as caught:
+                await interp.wait()
+            assert trio.current_time() - started < 1.0
+    error = caught.value
+    assert error.remote_type == "ModuleNotFoundError"
+    assert "subint_spawn_no_such_module" in error.remote_message
+    assert "in import_missing" in error.remote_traceback
+    assert "Traceback (most recent call last)" in str(error)
+    # The in-process boundary lets the original exception ride along as the cause.
+    assert isinstance(error.__cause__, ModuleNotFoundError)
+
+
+async def test_unimportable_bootstrap_is_a_bootstrap_error(subint_config: str) -> None:
+    import sys
+
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            # An import path on which nothing of ours can be found, as in a broken environment.
+            saved = sys.path[:]
+            sys.path[:] = ["/nonexistent"]
+            try:
+                interp.start(samples.add, 1)
+            finally:
+                sys.path[:] = saved
+            with pytest.raises(BootstrapError) as caught:
+                await interp.wait()
+    assert "subint_spawn" in str(caught.value) or caught.value.remote_type == "NotShareableError"
+
+
+def test_functions_that_cannot_travel_are_refused_with_the_fix() -> None:
+    from subint_spawn._core._funcref import ref_of
+
+    def nested() -> None: ...
+
+    with pytest.raises(TypeError, match="module level"):
+        ref_of(nested)
+    with pytest.raises(TypeError, match="lambda"):
+        ref_of(lambda: None)
+    assert ref_of(samples.add) == ("tests.samples", "add")
+
+
+async def test_unpicklable_arguments_fail_in_the_caller() -> None:
+    with trio.fail_after(10):
+        async with open_subinterpreter() as interp:
+            with pytest.raises(TypeError, match="picklable"):
+                interp.start(samples.add, lambda: 1)
+
+
+async def test_unpicklable_result_is_a_clear_remote_error(subint_config: str) -> None:
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.return_unpicklable)
+            with pytest.raises(RemoteError, match="cannot cross the interpreter boundary"):
+                await interp.wait()
+
+
+async def test_idle_trio_loop_is_cancelled_cooperatively(subint_config: str, pipe: tuple[int, int]) -> None:
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.sleep_forever, pipe[1])
+            await wait_ready(pipe[0])
+            assert await interp.kill() == "cancelled"
+            with pytest.raises(InterpreterKilled) as caught:
+                await interp.wait()
+            assert caught.value.how == "cancelled"
+
+
+async def test_pure_python_loop_is_killed_and_destroyed_within_1s(
+    subint_config: str, pipe: tuple[int, int]
+) -> None:
+    interpreters_before = set(_interpreters.list_all())
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.spin_forever, pipe[1])
+            await wait_ready(pipe[0])
+            asked = trio.current_time()
+            assert await interp.kill() == "killed"
+        assert trio.current_time() - asked < 1.0
+    assert set(_interpreters.list_all()) == interpreters_before
+    assert census().interpreters == 0 and census().threads == 0
+
+
+async def test_loop_that_swallows_injections_is_still_killed(subint_config: str, pipe: tuple[int, int]) -> None:
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.spin_and_swallow, pipe[1])
+            await wait_ready(pipe[0])
+            assert await interp.kill() == "killed"
+
+
+async def test_thread_stuck_in_c_is_abandoned_within_the_bound_then_reclaimed(subint_config: str) -> None:
+    ready_read, ready_write = os.pipe()
+    release_read, release_write = os.pipe()
+    policy = KillPolicy(grace=0.1, kill_bound=0.3)
+    try:
+        with trio.fail_after(10):
+            async with open_subinterpreter(subint_config, policy=policy) as interp:
+                interp.start(samples.block_in_c, ready_write, release_read)
+                await wait_ready(ready_read)
+                asked = trio.current_time()
+                with pytest.warns(AbandonedInterpreterWarning, match=f"subinterpreter {interp.id}"):
+                    assert await interp.kill() == "abandoned"
+                assert trio.current_time() - asked < 1.0
+            # The caller got control back with the interpreter still stuck in C.
+            assert [record.interpreter_id for record in census().abandoned] == [interp.id]
+            with pytest.raises(InterpreterKilled, match="abandoned"):
+                await interp.wait()
+            # Once the C call returns, the stuck thread destroys its interpreter itself.
+            os.write(release_write, b"x")
+            assert interp._thread is not None
+            await trio.to_thread.run_sync(interp._thread.join)
+            assert census().abandoned == () and census().interpreters == 0
+    finally:
+        for fd in (ready_read, ready_write, release_read, release_write):
+            os.close(fd)
+
+
+async def test_trio_worker_threads_inside_the_interpreter_do_not_outlive_it(subint_config: str) -> None:
+    # trio's idle workers would otherwise idle on for 10 s and then be stranded in the
+    # destroyed interpreter for good; the leak check counts OS threads.
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.use_worker_thread)
+            assert await interp.wait() == "from a worker"
+
+
+async def test_cancel_while_waiting_still_reaps_everything(subint_config: str, pipe: tuple[int, int]) -> None:
+    with trio.fail_after(10):
+        with trio.CancelScope() as scope:
+            async with open_subinterpreter(subint_config) as interp:
+                interp.start(samples.spin_forever, pipe[1])
+                await wait_ready(pipe[0])
+                scope.cancel()
+                await interp.wait()
+        assert scope.cancelled_caught
+    assert census().interpreters == 0
+
+
+@pytest.mark.timeout(120)
+async def test_200_cycles_leave_nothing_behind(subint_config: str) -> None:
+    import operator  # a function whose module costs nothing to import: this measures the driver
+
+    with trio.fail_after(100):
+        for i in range(200):
+            async with open_subinterpreter(subint_config) as interp:
+                interp.start(operator.add, i, 1)
+                assert await interp.wait() == i + 1
+    assert census().interpreters == 0 and census().threads == 0
