@@ -1,6 +1,8 @@
 """subint_spawn: trio actors, each in its own CPython subinterpreter (PEP 734)."""
 
 from ._core._census import census
+from ._core._nursery import ActorNursery, current_spawn_backend, open_nursery, set_spawn_backend
+from ._core._portal import Portal
 from ._exceptions import (
     AbandonedInterpreterWarning,
     ActorStartupError,
@@ -15,6 +17,11 @@ from ._exceptions import (
 )
 
 __all__ = [
+    "ActorNursery",
+    "Portal",
+    "current_spawn_backend",
+    "open_nursery",
+    "set_spawn_backend",
     "AbandonedInterpreterWarning",
     "ActorStartupError",
     "BootstrapError",

@@ -78,3 +78,49 @@ async def use_worker_thread() -> str:
 
 def return_unpicklable() -> object:
     return lambda: None
+
+
+def echo(value: object) -> object:
+    return value
+
+
+def fail(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+async def async_fail(message: str = "boom") -> None:
+    await trio.sleep(0)
+    raise ValueError(message)
+
+
+def spin_sync() -> None:
+    """A synchronous pure-Python loop: blocks its actor's trio thread for good."""
+    x = 0
+    while True:
+        x += 1
+
+
+def read_fd(fd: int) -> bytes:
+    """Blocked in C until the test writes to the pipe (subint only: shares this process's fds)."""
+    return os.read(fd, 1)
+
+
+def import_msgspec() -> str:
+    import msgspec
+
+    return msgspec.__version__
+
+
+class _Unsendable:
+    """An instance of a class that neither pickle nor msgpack can carry."""
+
+    def __reduce__(self) -> object:
+        raise TypeError("this object refuses to be pickled")
+
+
+def return_unsendable() -> object:
+    return _Unsendable()
+
+
+def raise_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt

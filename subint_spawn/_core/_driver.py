@@ -102,6 +102,8 @@ class Subinterpreter:
         self._control.setblocking(False)
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
+        # Set when the thread has finished, or when we abandoned it: either way nobody in this
+        # trio loop has anything left to wait for.
         self._exited = trio.Event()
         self._raw: Any = None
         self._termination: Termination | None = None
@@ -121,6 +123,15 @@ class Subinterpreter:
     @property
     def running(self) -> bool:
         return self._thread is not None and not self._exited.is_set()
+
+    @property
+    def exited(self) -> bool:
+        """The function ended, or the interpreter was abandoned (nothing more to wait for)."""
+        return self._exited.is_set()
+
+    async def wait_exited(self) -> None:
+        """Until :attr:`exited`; unlike :meth:`wait` this neither reaps nor raises."""
+        await self._exited.wait()
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -187,8 +198,7 @@ class Subinterpreter:
         """
         if self._thread is None:
             raise RuntimeError(f"{self!r} was never started")
-        if not self._abandoned:
-            await self._exited.wait()
+        await self._exited.wait()
         await self._reap()
         return self._unpack()
 
@@ -201,8 +211,6 @@ class Subinterpreter:
         with trio.CancelScope(shield=True):
             if self._thread is None or self._exited.is_set():
                 return self._ending()
-            if self._abandoned:
-                return "abandoned"
             self._command(_guest.CANCEL)
             with trio.move_on_after(self.policy.grace):
                 await self._exited.wait()
@@ -243,6 +251,7 @@ class Subinterpreter:
             if thread_stuck and self._finished:
                 return False
             self._abandoned = True
+        self._exited.set()
         record = AbandonedInterpreter(self.id, self.thread_name, self.config, reason, now())
         REGISTRY.abandoned(record)
         message = (

@@ -1,0 +1,75 @@
+"""The ``subint`` backend: each actor is ``trio.run`` inside its own subinterpreter."""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+
+from .._core import _driver
+from .._core._actor import actor_main
+from .._core._channel import Channel
+from .._core._codec import PickleCodec
+from .._exceptions import InterpreterKilled
+
+__all__ = ["SubintActor", "spawn"]
+
+# An actor's trio loop answers the IPC "stop" in milliseconds; by the time the driver is asked
+# to kill, that has already failed, so its own cooperative step gets only a short window.
+ACTOR_KILL_POLICY = _driver.KillPolicy(grace=0.05, kill_bound=0.6)
+
+
+class SubintActor:
+    def __init__(self, name: str, interp: _driver.Subinterpreter, channel: Channel, child_end: socket.socket) -> None:
+        self.name = name
+        self.interp = interp
+        self.channel = channel
+        self._child_end = child_end
+
+    def ready(self) -> None:
+        # The actor works on its own dup of this fd by now; closing ours means the parent
+        # sees EOF as soon as the actor closes its dup, not only when the interpreter dies.
+        self._child_end.close()
+
+    @property
+    def exited(self) -> bool:
+        return self.interp.exited
+
+    async def wait_exited(self) -> None:
+        await self.interp.wait_exited()
+
+    async def hard_stop(self) -> str:
+        return await self.interp.kill()
+
+    async def reap(self) -> BaseException | None:
+        self._child_end.close()
+        self.channel.close_now()
+        try:
+            await self.interp.wait()
+        except InterpreterKilled:
+            return None  # we stopped it: not the actor's own failure
+        except Exception as exc:
+            return exc
+        finally:
+            await self.interp.aclose()
+        return None
+
+
+async def spawn(name: str, enable_modules: list[str], config: _driver.Config) -> SubintActor:
+    parent_end, child_end = socket.socketpair()
+    try:
+        interp = await _driver.create(config, name=name, policy=ACTOR_KILL_POLICY)
+    except BaseException:
+        parent_end.close()
+        child_end.close()
+        raise
+    try:
+        interp.start(actor_main, child_end.fileno(), name, enable_modules, "pickle", True)
+    except BaseException:
+        parent_end.close()
+        child_end.close()
+        with trio.CancelScope(shield=True):
+            await interp.aclose()
+        raise
+    channel = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(parent_end)), PickleCodec())
+    return SubintActor(name, interp, channel, child_end)

@@ -1,0 +1,93 @@
+"""The ``trio`` backend: each actor is ``trio.run`` in a child process.
+
+The same actor runtime as ``subint``, reached over a socket pair whose child end is passed
+with ``pass_fds``; messages are msgpack (bytes from another process are never unpickled).  Hard
+stop is SIGKILL, which always works -- the price is a whole Python process per actor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import trio
+
+from .._core._channel import Channel
+from .._core._codec import MsgpackCodec
+from .._exceptions import RemoteActorError
+
+__all__ = ["ProcessActor", "spawn"]
+
+PATH_ENV = "SUBINT_SPAWN_SYS_PATH"
+REAP_BOUND = 5.0
+
+
+class ProcessActor:
+    def __init__(self, name: str, process: trio.Process, channel: Channel) -> None:
+        self.name = name
+        self.process = process
+        self.channel = channel
+        self._killed = False
+
+    def ready(self) -> None:
+        pass  # the child end was closed right after the child was started
+
+    @property
+    def exited(self) -> bool:
+        return self.process.returncode is not None
+
+    async def wait_exited(self) -> None:
+        await self.process.wait()
+
+    async def hard_stop(self) -> str:
+        self._killed = True
+        with trio.CancelScope(shield=True):
+            if self.process.returncode is None:
+                self.process.kill()
+            with trio.move_on_after(REAP_BOUND):
+                await self.process.wait()
+        return "killed"
+
+    async def reap(self) -> BaseException | None:
+        self.channel.close_now()
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(REAP_BOUND):
+                await self.process.wait()
+            if self.process.returncode is None:  # cannot happen after SIGKILL short of a zombie
+                self.process.kill()
+                await self.process.wait()
+        code = self.process.returncode
+        if self._killed or code == 0:
+            return None
+        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        return RemoteActorError("ProcessExited", f"actor process {how}", "", where=self.name)
+
+
+async def spawn(name: str, enable_modules: list[str], config: str) -> ProcessActor:
+    del config  # interpreter configs mean nothing to a subprocess
+    parent_end, child_end = socket.socketpair()
+    env = dict(os.environ)
+    env[PATH_ENV] = json.dumps(sys.path)
+    command = [
+        sys.executable,
+        "-m",
+        "subint_spawn._backends._trio_child",
+        str(child_end.fileno()),
+        name,
+        json.dumps(enable_modules),
+    ]
+    try:
+        process = await trio.lowlevel.open_process(
+            command, pass_fds=(child_end.fileno(),), env=env, stdin=subprocess.DEVNULL
+        )
+    except BaseException:
+        parent_end.close()
+        raise
+    finally:
+        child_end.close()  # the child has its own copy now (or there is no child)
+    channel = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(parent_end)), MsgpackCodec())
+    return ProcessActor(name, process, channel)

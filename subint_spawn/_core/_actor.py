@@ -1,0 +1,131 @@
+"""The actor side of the runtime: what runs inside every actor, interpreter or process.
+
+An actor imports its ``enable_modules``, says ``ready``, then serves calls until told to stop
+or until its parent goes away.  Each call runs in its own task under its own cancel scope, so a
+``cancel`` message for one call leaves the others alone.  A synchronous function is called
+right on the actor's trio thread: it blocks this actor (only), and if it never returns, only
+the backend's hard kill can stop it.
+
+Everything the parent should know about is *sent*, never just logged: a failing call becomes
+an ``error`` message, an unsendable result becomes an ``error`` naming the fix, a failed import
+becomes ``startup_error``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+import trio
+
+from .._exceptions import ChannelClosed, ProtocolError
+from . import _messages as m
+from ._channel import Channel, channel_from_fd
+from ._codec import CodecName, get_codec
+from ._funcref import resolve
+
+__all__ = ["actor_main"]
+
+log = logging.getLogger("subint_spawn.actor")
+
+_REFUSED_HINT = (
+    " -- this extension module does not support isolated subinterpreters; "
+    "spawn the actor with config='legacy' (shared GIL) or use the 'trio' backend"
+)
+
+
+async def actor_main(fd: int, name: str, enable_modules: list[str], codec: CodecName, dup: bool) -> None:
+    """Entry point of an actor: serve the parent on the socket ``fd``.
+
+    ``dup`` is true in a subinterpreter, which shares the fd table with its parent: the actor
+    works on its own duplicate and the parent closes the original once the actor is ready.
+    """
+    channel = channel_from_fd(fd, get_codec(codec), dup=dup)
+    try:
+        await _Actor(name, channel).serve(enable_modules)
+    finally:
+        channel.close_now()
+
+
+class _Actor:
+    def __init__(self, name: str, channel: Channel) -> None:
+        self.name = name
+        self.channel = channel
+        self.in_process = channel.codec.name == "pickle"
+        self.calls: dict[int, trio.CancelScope] = {}
+
+    def describe(self, exc: BaseException) -> m.ErrorInfo:
+        return m.error_info(exc, self.name, with_pickle=self.in_process)
+
+    async def serve(self, enable_modules: list[str]) -> None:
+        try:
+            for module in enable_modules:
+                importlib.import_module(module)
+        except Exception as exc:
+            info = self.describe(exc)
+            if "does not support loading in subinterpreters" in info[1]:
+                info[1] += _REFUSED_HINT
+            await self.channel.send((m.STARTUP_ERROR, info))
+            return
+        await self.channel.send((m.READY, self.name))
+        async with trio.open_nursery() as calls:
+            try:
+                await self._dispatch(calls)
+            finally:
+                calls.cancel_scope.cancel()
+
+    async def _dispatch(self, calls: trio.Nursery) -> None:
+        while True:
+            try:
+                message = m.parse(await self.channel.receive(), m.TO_ACTOR)
+            except ChannelClosed:
+                return  # parent gone: nobody to answer, stop everything
+            except ProtocolError as exc:
+                log.error("actor %s: closing its channel: %s", self.name, exc)
+                return
+            kind = message[0]
+            if kind == m.CALL:
+                _, cid, module, qualname, kwargs = message
+                calls.start_soon(self._serve_call, cid, module, qualname, kwargs)
+            elif kind == m.CANCEL:
+                scope = self.calls.get(message[1])
+                if scope is not None:
+                    scope.cancel()
+            elif kind == m.STOP:
+                return
+
+    async def _serve_call(self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]) -> None:
+        with trio.CancelScope() as scope:
+            self.calls[cid] = scope
+            try:
+                frame = await self._answer(cid, module, qualname, kwargs)
+                await self.channel.send_frame(frame)
+            except ChannelClosed:
+                pass  # the parent went away; the dispatcher sees it too and stops us
+            finally:
+                del self.calls[cid]
+
+    async def _answer(self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]) -> bytes:
+        """The framed answer to one call: its return value, or the error it raised."""
+        try:
+            fn = resolve((module, qualname))
+            result = fn(**kwargs)
+            if hasattr(result, "__await__"):
+                result = await result
+        except trio.Cancelled:
+            raise
+        except BaseException as exc:
+            if not isinstance(exc, Exception) and _is_kill(exc):
+                raise
+            return self.channel.encode((m.ERROR, cid, self.describe(exc)))
+        try:
+            return self.channel.encode((m.RETURN, cid, result))
+        except (TypeError, ValueError) as exc:
+            error = type(exc)(f"the result of {module}.{qualname} cannot be sent back: {exc}")
+            return self.channel.encode((m.ERROR, cid, self.describe(error)))
+
+
+def _is_kill(exc: BaseException) -> bool:
+    """The driver's injected exception must end the actor, not become a call's answer."""
+    return type(exc).__name__ == "KilledByWatchdog"

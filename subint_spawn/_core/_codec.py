@@ -1,0 +1,64 @@
+"""How messages become bytes, chosen per channel.
+
+* ``pickle`` -- only for in-process channels (a socket pair between two interpreters of this
+  process, which no other process can reach).  It carries any picklable value and lets remote
+  exceptions be rebuilt.  Isolated interpreters need it: msgspec 0.22 refuses to load there.
+* ``msgpack`` (msgspec) -- for channels to other processes: never unpickle bytes another
+  process wrote.  Carries msgpack data: None, bool, int, float, str, bytes, list, dict (tuples
+  arrive as lists).
+"""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any, Literal, Protocol
+
+__all__ = ["Codec", "CodecName", "get_codec"]
+
+CodecName = Literal["pickle", "msgpack"]
+
+
+class Codec(Protocol):
+    name: CodecName
+    #: What to tell a user whose value could not be encoded.
+    accepts: str
+
+    def dumps(self, message: Any) -> bytes: ...
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any: ...
+
+
+class PickleCodec:
+    name: CodecName = "pickle"
+    accepts = "picklable values"
+
+    def dumps(self, message: Any) -> bytes:
+        return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        return pickle.loads(data)
+
+
+class MsgpackCodec:
+    name: CodecName = "msgpack"
+    accepts = "msgpack data (None, bool, int, float, str, bytes, list, dict)"
+
+    def __init__(self) -> None:
+        import msgspec
+
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder()
+
+    def dumps(self, message: Any) -> bytes:
+        return self._encoder.encode(message)
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        return self._decoder.decode(data)
+
+
+def get_codec(name: CodecName) -> Codec:
+    if name == "pickle":
+        return PickleCodec()
+    if name == "msgpack":
+        return MsgpackCodec()
+    raise ValueError(f"unknown codec {name!r}")

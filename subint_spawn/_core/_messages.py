@@ -1,0 +1,124 @@
+"""The messages parent and actor exchange, and their validation.
+
+A message is a flat tuple whose first item names its kind.  Tuples (not classes) because the
+same messages travel through pickle (isolated interpreters cannot import msgspec) and msgpack
+(to subprocesses), which turns tuples into lists; :func:`parse` checks shape and field types on
+arrival, so a malformed message becomes a :class:`ProtocolError` naming what was wrong instead
+of an ``IndexError`` deep in the runtime.
+
+Parent -> actor::
+
+    ("call", cid, module, qualname, kwargs)   run module.qualname(**kwargs), answer with cid
+    ("cancel", cid)                           cancel that call (its answer is then dropped)
+    ("stop",)                                 cancel everything, close the channel, exit
+
+Actor -> parent::
+
+    ("ready", actor_name)                     enable_modules imported, serving
+    ("startup_error", error)                  could not start; the actor exits
+    ("return", cid, value)
+    ("error", cid, error)
+
+``error`` is ``[type_name, message, traceback_text, where, pickled_exception_or_None]``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import traceback
+from typing import Any
+
+from .._exceptions import ActorStartupError, ProtocolError, RemoteActorError
+
+__all__ = ["ErrorInfo", "error_info", "parse", "remote_error"]
+
+CALL = "call"
+CANCEL = "cancel"
+STOP = "stop"
+READY = "ready"
+STARTUP_ERROR = "startup_error"
+RETURN = "return"
+ERROR = "error"
+
+_ANY = object
+_SCHEMAS: dict[str, tuple[type, ...]] = {
+    CALL: (int, str, str, dict),
+    CANCEL: (int,),
+    STOP: (),
+    READY: (str,),
+    STARTUP_ERROR: (list,),
+    RETURN: (int, _ANY),
+    ERROR: (int, list),
+}
+TO_ACTOR = frozenset({CALL, CANCEL, STOP})
+TO_PARENT = frozenset({READY, STARTUP_ERROR, RETURN, ERROR})
+
+ErrorInfo = list[Any]
+
+
+def parse(message: Any, allowed: frozenset[str]) -> tuple[Any, ...]:
+    """Validate an arriving message; return it as a tuple, or raise :class:`ProtocolError`."""
+    if not isinstance(message, (tuple, list)) or not message or not isinstance(message[0], str):
+        raise ProtocolError(f"not a message: {message!r:.200}")
+    kind = message[0]
+    if kind not in allowed:
+        raise ProtocolError(f"unexpected message kind {kind!r} (expected one of {sorted(allowed)})")
+    schema = _SCHEMAS[kind]
+    if len(message) != len(schema) + 1:
+        raise ProtocolError(f"{kind!r} message needs {len(schema)} fields, got {len(message) - 1}")
+    for index, (value, expected) in enumerate(zip(message[1:], schema), start=1):
+        if expected is _ANY:
+            continue
+        if expected is list:
+            ok = isinstance(value, (list, tuple))
+        else:
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if not ok:
+            raise ProtocolError(f"{kind!r} field {index} should be {expected.__name__}, got {type(value).__name__}")
+    if kind in (ERROR, STARTUP_ERROR):
+        _check_error_info(message[-1])
+    return tuple(message)
+
+
+def _check_error_info(info: Any) -> None:
+    if len(info) != 5 or not all(isinstance(part, str) for part in info[:4]):
+        raise ProtocolError(f"malformed error description: {info!r:.200}")
+
+
+def error_info(exc: BaseException, where: str, *, with_pickle: bool) -> ErrorInfo:
+    """Describe ``exc`` for the other side; the pickled object only for in-process channels."""
+    cls = type(exc)
+    type_name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    if isinstance(exc, RemoteActorError):
+        # Already remote (a deeper hop): keep its origin and grow the chain of hops.
+        type_name, where = exc.remote_type, f"{exc.where} <- {where}"
+        text = exc.remote_traceback
+        message = exc.remote_message
+    else:
+        text = "".join(traceback.format_exception(exc))
+        message = str(exc)
+    pickled = None
+    if with_pickle:
+        try:
+            pickled = pickle.dumps(exc)
+        except Exception:
+            pickled = None
+    return [type_name, message, text, where, pickled]
+
+
+def remote_error(info: ErrorInfo, *, trusted: bool, startup: bool = False) -> RemoteActorError:
+    """The exception to raise in the parent for an error the actor described.
+
+    ``trusted`` is true only for in-process (pickle) channels: the original exception is then
+    rebuilt and chained as ``__cause__``.  Bytes from another process are never unpickled.
+    """
+    type_name, message, text, where, pickled = info
+    cls = ActorStartupError if startup else RemoteActorError
+    error = cls(type_name, message, text, where=where)
+    if trusted and isinstance(pickled, bytes):
+        try:
+            error.__cause__ = pickle.loads(pickled)
+        except Exception:
+            pass  # its class exists only in the actor; the text says it all
+    return error
+

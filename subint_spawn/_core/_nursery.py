@@ -1,0 +1,300 @@
+"""Actor nurseries: spawn actors, supervise them, and never let one outlive the block.
+
+Each actor gets a *supervisor* task in the nursery's trio nursery.  The supervisor spawns the
+actor, waits for it to say ``ready``, serves its lifetime, and in a shielded, bounded
+``finally`` tears it down: IPC ``stop`` first, then the backend's hard stop if the actor does
+not exit within ``CANCEL_GRACE``, then reaping.  Because teardown lives in ``finally``, the same
+path runs whatever ended the actor's life: the block finishing, an error in a sibling, the
+enclosing scope being cancelled, ``an.cancel()``, ``portal.cancel_actor()``.
+
+Semantics (they follow trio, where tractor's differ the choice is noted):
+
+* The block exiting normally waits for every ``run_in_actor`` result, then stops the actors
+  started with ``start_actor`` (tractor waits for those forever; a hang is never what a user
+  wants).
+* An actor that raises -- its ``run_in_actor`` function, or the actor itself dying -- raises
+  :class:`RemoteActorError` in the nursery, which cancels every sibling (one-cancels-all); the
+  nursery then raises an exception group, as trio's nurseries do.
+* A ``run_in_actor`` actor is stopped as soon as its result is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import trio
+
+from .._backends import BACKENDS, ActorHandle, BackendName
+from .._exceptions import ActorStartupError, ChannelClosed, RemoteActorError, RemoteError
+from ._driver import Config
+from ._funcref import ref_of
+from ._portal import Portal
+
+__all__ = ["ActorNursery", "current_spawn_backend", "open_nursery", "set_spawn_backend"]
+
+#: How long an actor gets to honour an IPC ``stop`` before the backend's hard stop.
+CANCEL_GRACE = 0.2
+#: How long an actor gets from spawn to ``ready`` (importing its modules included).
+STARTUP_TIMEOUT = 60.0
+
+_default_backend: BackendName = "subint"
+
+
+def set_spawn_backend(name: BackendName) -> None:
+    """Choose the backend used when ``open_nursery``/``start_actor`` are not told one."""
+    global _default_backend
+    _default_backend = _check_backend(name)
+
+
+def current_spawn_backend() -> BackendName:
+    return _default_backend
+
+
+def _check_backend(name: str) -> BackendName:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown spawn backend {name!r}: use one of {', '.join(BACKENDS)}")
+    return name  # type: ignore[return-value]
+
+
+def _check_config(config: str) -> Config:
+    if config not in ("isolated", "legacy"):
+        raise ValueError(f"unknown interpreter config {config!r}: use 'isolated' or 'legacy'")
+    return config  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _ActorSpec:
+    name: str
+    enable_modules: list[str]
+    backend: BackendName
+    config: Config
+    main: tuple[str, str, dict[str, Any]] | None = None
+    startup_timeout: float = STARTUP_TIMEOUT
+
+
+async def _spawn(spec: _ActorSpec) -> ActorHandle:
+    if spec.backend == "subint":
+        from .._backends import _subint
+
+        return await _subint.spawn(spec.name, spec.enable_modules, spec.config)
+    from .._backends import _trio
+
+    return await _trio.spawn(spec.name, spec.enable_modules, spec.config)
+
+
+async def _first(*waiters: Callable[[], Awaitable[object]]) -> int:
+    """Run the waiters concurrently; return the index of the first to finish."""
+    winner: list[int] = []
+    async with trio.open_nursery() as race:
+        for index, waiter in enumerate(waiters):
+
+            async def run(index: int = index, waiter: Callable[[], Awaitable[object]] = waiter) -> None:
+                await waiter()
+                if not winner:
+                    winner.append(index)
+                race.cancel_scope.cancel()
+
+            race.start_soon(run)
+    return winner[0]
+
+
+class ActorNursery:
+    """Spawns actors and owns them: none outlives the ``open_nursery`` block."""
+
+    def __init__(self, tasks: trio.Nursery, backend: BackendName, config: Config) -> None:
+        self._tasks = tasks
+        self._backend = backend
+        self._config = config
+        self._portals: list[Portal] = []
+        self._closing = trio.Event()
+        self._names: dict[str, int] = {}
+
+    @property
+    def cancel_scope(self) -> trio.CancelScope:
+        """Cancelling this cancels the block and stops every actor."""
+        return self._tasks.cancel_scope
+
+    async def start_actor(
+        self,
+        name: str,
+        *,
+        enable_modules: Sequence[str] = (),
+        backend: BackendName | None = None,
+        config: Config | None = None,
+    ) -> Portal:
+        """Start a long-lived actor that serves ``portal.run`` calls until it is stopped."""
+        spec = self._spec(name, list(enable_modules), backend, config)
+        portal: Portal = await self._tasks.start(self._supervise, spec)
+        return portal
+
+    async def run_in_actor(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        enable_modules: Sequence[str] = (),
+        backend: BackendName | None = None,
+        config: Config | None = None,
+        **kwargs: Any,
+    ) -> Portal:
+        """Start an actor that runs ``fn(**kwargs)`` once; ``portal.wait_for_result()`` gets it."""
+        module, qualname = ref_of(fn)
+        spec = self._spec(name or qualname, [module, *enable_modules], backend, config)
+        spec = replace(spec, main=(module, qualname, kwargs))
+        portal: Portal = await self._tasks.start(self._supervise, spec)
+        return portal
+
+    async def cancel(self) -> None:
+        """Stop every actor of this nursery (gracefully, then by force) and wait until all are gone.
+
+        Returns within about ``CANCEL_GRACE`` plus the backend's kill bound even when actors
+        are stuck; the block itself goes on.
+        """
+        portals = list(self._portals)
+        for portal in portals:
+            portal._stop_requested.set()
+        for portal in portals:
+            await portal._stopped.wait()
+
+    def _spec(self, name: str, modules: list[str], backend: str | None, config: str | None) -> _ActorSpec:
+        count = self._names.get(name, 0)
+        self._names[name] = count + 1
+        unique = name if count == 0 else f"{name}-{count}"
+        return _ActorSpec(
+            name=unique,
+            enable_modules=modules,
+            backend=_check_backend(backend or self._backend),
+            config=_check_config(config or self._config),
+        )
+
+    # -- supervision -------------------------------------------------------------------------
+
+    async def _supervise(self, spec: _ActorSpec, task_status: trio.TaskStatus[Portal] = trio.TASK_STATUS_IGNORED) -> None:
+        handle = await _spawn(spec)
+        portal = Portal(handle.channel, spec.name)
+        self._tasks.start_soon(portal._receive_loop)
+        crashed = False
+        started = False
+        try:
+            with trio.move_on_after(spec.startup_timeout) as startup:
+                await portal._wait_ready()
+            if startup.cancelled_caught:
+                raise ActorStartupError(
+                    "TimeoutError",
+                    f"actor did not become ready within {spec.startup_timeout} s",
+                    "",
+                    where=spec.name,
+                )
+            handle.ready()
+            self._portals.append(portal)
+            started = True
+            task_status.started(portal)
+            if spec.main is not None:
+                await self._run_main(portal, spec.main)
+            else:
+                crashed = await self._serve_until_stopped(portal)
+        except ChannelClosed:
+            crashed = True  # it died before it was ready; the reap below says why
+        finally:
+            reason = await self._teardown(handle, portal)
+        if crashed:
+            raise _crash_error(spec.name, reason, portal, startup=not started)
+
+    async def _run_main(self, portal: Portal, main: tuple[str, str, dict[str, Any]]) -> None:
+        outcome: list[Any] = []
+
+        async def call() -> None:
+            try:
+                outcome.append(("value", await portal._call(*main)))
+            except (RemoteActorError, ChannelClosed) as exc:
+                outcome.append(("error", exc))
+
+        await _first(call, portal._stop_requested.wait)
+        if not outcome:
+            portal._set_result(error=ChannelClosed(f"actor {portal.actor_name!r} was cancelled"))
+            return
+        kind, payload = outcome[0]
+        if kind == "value":
+            portal._set_result(payload)
+        else:
+            portal._set_result(error=payload)
+            raise payload  # one-cancels-all: its siblings and the block are cancelled
+
+    async def _serve_until_stopped(self, portal: Portal) -> bool:
+        """Until asked to stop (True if the actor went away by itself first: a crash)."""
+        await _first(portal._stop_requested.wait, portal._channel_done.wait, self._closing.wait)
+        return portal._channel_done.is_set() and not portal._stop_requested.is_set() and not self._closing.is_set()
+
+    async def _teardown(self, handle: ActorHandle, portal: Portal) -> BaseException | None:
+        """Stop the actor, gracefully then by force, and reap it.  Shielded and bounded."""
+        with trio.CancelScope(shield=True):
+            try:
+                if not handle.exited:
+                    with trio.move_on_after(CANCEL_GRACE):
+                        if not portal._is_closed:
+                            try:
+                                await portal.channel.send(("stop",))
+                            except ChannelClosed:
+                                pass
+                        await handle.wait_exited()
+                if not handle.exited:
+                    await handle.hard_stop()
+                return await handle.reap()
+            finally:
+                portal._close(ChannelClosed(f"actor {portal.actor_name!r} was stopped"))
+                portal._set_result(error=ChannelClosed(f"actor {portal.actor_name!r} ended without a result"))
+                portal._stopped.set()
+
+
+def _crash_error(name: str, reason: BaseException | None, portal: Portal, *, startup: bool) -> RemoteActorError:
+    cls = ActorStartupError if startup else RemoteActorError
+    if isinstance(reason, RemoteActorError) and not startup:
+        return reason
+    if isinstance(reason, RemoteError):
+        error = cls(reason.remote_type, reason.remote_message, reason.remote_traceback, where=name)
+        error.__cause__ = reason.__cause__ or reason
+        return error
+    if reason is not None:
+        error = cls(type(reason).__qualname__, str(reason), "", where=name)
+        error.__cause__ = reason
+        return error
+    closed = portal._closed_error
+    detail = f": {closed}" if closed is not None else ""
+    error = cls("ActorExited", f"actor ended unexpectedly{detail}", "", where=name)
+    error.__cause__ = closed
+    return error
+
+
+def _without_duplicates(group: BaseExceptionGroup[Any]) -> BaseExceptionGroup[Any]:
+    """The same error can reach the block twice (``wait_for_result`` raises it in the body while
+    the actor's supervisor raises it for one-cancels-all); report it once."""
+    seen: set[int] = set()
+    unique = []
+    for exc in group.exceptions:
+        if id(exc) not in seen:
+            seen.add(id(exc))
+            unique.append(exc)
+    if len(unique) == len(group.exceptions):
+        return group
+    return group.derive(unique)
+
+
+@asynccontextmanager
+async def open_nursery(
+    *, backend: BackendName | None = None, config: Config | None = None
+) -> AsyncIterator[ActorNursery]:
+    """Open an actor nursery: ``backend`` ``'subint'`` (default) or ``'trio'``; ``config``
+    ``'isolated'`` (default) or ``'legacy'`` for subinterpreter actors."""
+    try:
+        async with trio.open_nursery() as tasks:
+            nursery = ActorNursery(tasks, _check_backend(backend or _default_backend), _check_config(config or "isolated"))
+            yield nursery
+            nursery._closing.set()
+    except BaseExceptionGroup as group:
+        unique = _without_duplicates(group)
+        if unique is group:
+            raise
+        raise unique from None

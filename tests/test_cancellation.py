@@ -1,0 +1,183 @@
+"""Cancellation on every backend and config: the parent always regains control, in bound,
+and nothing leaks (the plugin's leak check runs around every test)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import trio
+
+import subint_spawn
+from subint_spawn import AbandonedInterpreterWarning, ChannelClosed, RemoteActorError, census
+
+from . import samples
+
+BOUND = 20
+# A pure-Python loop must be reclaimed within this (the spec's default bound).
+RECLAIM_BOUND = 1.0
+
+
+def nursery(spawn_backend: str, subint_config: str) -> object:
+    return subint_spawn.open_nursery(backend=spawn_backend, config=subint_config)
+
+
+async def started_call(portal: subint_spawn.Portal, nursery: trio.Nursery, fn: object, **kwargs: object) -> None:
+    """Start ``portal.run(fn)`` in the background once the actor has answered a first call,
+    so the call is known to be in flight (no sleeps)."""
+    assert await portal.run(samples.echo, value="alive") == "alive"
+
+    async def call() -> None:
+        try:
+            await portal.run(fn, **kwargs)  # type: ignore[arg-type]
+        except ChannelClosed:
+            pass  # the actor is stopped under it: expected in these tests
+
+    nursery.start_soon(call)
+
+
+async def test_an_cancel_on_an_idle_actor_is_quick(spawn_backend: str, subint_config: str) -> None:
+    with trio.fail_after(BOUND):
+        async with nursery(spawn_backend, subint_config) as an:
+            await an.start_actor("idle", enable_modules=["tests.samples"])
+            asked = trio.current_time()
+            await an.cancel()
+            assert trio.current_time() - asked < RECLAIM_BOUND
+    assert census().interpreters == 0
+
+
+async def test_an_cancel_reclaims_an_actor_stuck_in_a_pure_python_loop(
+    spawn_backend: str, subint_config: str
+) -> None:
+    with trio.fail_after(BOUND):
+        async with nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+            portal = await an.start_actor("stuck", enable_modules=["tests.samples"])
+            await started_call(portal, callers, samples.spin_sync)
+            # The call is in flight; the actor's trio thread is now blocked for good.
+            asked = trio.current_time()
+            await an.cancel()
+            assert trio.current_time() - asked < RECLAIM_BOUND
+    assert census().interpreters == 0 and census().abandoned == ()
+
+
+async def test_cancelling_the_enclosing_scope_stops_stuck_and_idle_actors(
+    spawn_backend: str, subint_config: str
+) -> None:
+    with trio.fail_after(BOUND):
+        with trio.CancelScope() as scope:
+            async with nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+                stuck = await an.start_actor("stuck", enable_modules=["tests.samples"])
+                idle = await an.start_actor("idle", enable_modules=["tests.samples"])
+                await started_call(stuck, callers, samples.spin_forever)
+                await started_call(idle, callers, samples.sleep_forever)
+                asked = trio.current_time()
+                scope.cancel()
+        assert scope.cancelled_caught
+        assert trio.current_time() - asked < RECLAIM_BOUND
+    assert census().interpreters == 0
+
+
+async def test_nursery_cancel_scope_cancels_block_and_actors(spawn_backend: str, subint_config: str) -> None:
+    with trio.fail_after(BOUND):
+        async with nursery(spawn_backend, subint_config) as an:
+            await an.run_in_actor(samples.sleep_forever)
+            an.cancel_scope.cancel()
+            await trio.sleep_forever()  # cancelled right here
+    assert census().interpreters == 0
+
+
+async def test_portal_cancel_actor_on_a_stuck_actor_returns(spawn_backend: str, subint_config: str) -> None:
+    with trio.fail_after(BOUND):
+        async with nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+            portal = await an.start_actor("stuck", enable_modules=["tests.samples"])
+            other = await an.start_actor("other", enable_modules=["tests.samples"])
+            await started_call(portal, callers, samples.spin_sync)
+            asked = trio.current_time()
+            await portal.cancel_actor()
+            assert trio.current_time() - asked < RECLAIM_BOUND
+            # Only that actor was stopped.
+            assert await other.run(samples.add, x=1) == 1
+
+
+async def test_cancelling_a_call_cancels_it_in_the_actor(spawn_backend: str, subint_config: str) -> None:
+    with trio.fail_after(BOUND):
+        async with nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("worker", enable_modules=["tests.samples"])
+            assert await portal.run(samples.echo, value=1) == 1
+            with trio.move_on_after(0.2) as scope:
+                await portal.run(samples.sleep_forever)
+            assert scope.cancelled_caught
+            # The actor dropped the call and serves the next one.
+            assert await portal.run(samples.add, x=3) == 3
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.001, 0.01, 0.05, 0.15])
+async def test_cancel_during_spawn_leaves_nothing(spawn_backend: str, subint_config: str, delay: float) -> None:
+    # Sweeps the cancellation point across creating the interpreter/process, starting the
+    # runtime and waiting for "ready"; whichever it hits, everything must be reaped.
+    with trio.fail_after(BOUND):
+        with trio.move_on_after(delay):
+            async with nursery(spawn_backend, subint_config) as an:
+                await an.start_actor("young", enable_modules=["tests.samples"])
+                await trio.sleep_forever()
+    assert census().interpreters == 0
+
+
+async def test_one_failing_actor_cancels_a_stuck_sibling(spawn_backend: str, subint_config: str) -> None:
+    with trio.fail_after(BOUND):
+        with pytest.RaisesGroup(RemoteActorError):
+            async with nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+                stuck = await an.start_actor("stuck", enable_modules=["tests.samples"])
+                await started_call(stuck, callers, samples.spin_sync)
+                await an.run_in_actor(samples.fail, message="sibling failed")
+    assert census().interpreters == 0
+
+
+async def test_broken_channel_mid_call_fails_the_call_and_tears_the_actor_down(
+    spawn_backend: str, subint_config: str
+) -> None:
+    with trio.fail_after(BOUND):
+        with pytest.RaisesGroup(RemoteActorError) as caught:
+            async with nursery(spawn_backend, subint_config) as an:
+                portal = await an.start_actor("cut", enable_modules=["tests.samples"])
+                async with trio.open_nursery() as callers:
+                    failures: list[BaseException] = []
+
+                    async def call() -> None:
+                        try:
+                            await portal.run(samples.sleep_forever)
+                        except ChannelClosed as exc:
+                            failures.append(exc)
+
+                    assert await portal.run(samples.echo, value=1) == 1
+                    callers.start_soon(call)
+                    await trio.testing.wait_all_tasks_blocked()
+                    portal.channel.close_now()  # the wire breaks under the pending call
+                assert len(failures) == 1
+                await trio.sleep_forever()  # the supervisor reports the dead actor
+        assert "ended unexpectedly" in str(caught.value.exceptions[0])
+    assert census().interpreters == 0
+
+
+async def test_stuck_in_c_is_abandoned_and_the_caller_returns() -> None:
+    # Only a subinterpreter can be stuck for good: a process is SIGKILLed.
+    release_read, release_write = os.pipe()
+    try:
+        with trio.fail_after(BOUND):
+            with pytest.warns(AbandonedInterpreterWarning):
+                async with subint_spawn.open_nursery() as an, trio.open_nursery() as callers:
+                    portal = await an.start_actor("in-c", enable_modules=["tests.samples"])
+                    await started_call(portal, callers, samples.read_fd, fd=release_read)
+                    await trio.testing.wait_all_tasks_blocked()
+                    asked = trio.current_time()
+                    await an.cancel()
+                    assert trio.current_time() - asked < 2.0
+            assert len(census().abandoned) == 1
+            # Let the C call return: the abandoned thread then destroys its interpreter.
+            os.write(release_write, b"x")
+            while census().abandoned:
+                await trio.sleep(0.01)
+        assert census().interpreters == 0
+    finally:
+        os.close(release_read)
+        os.close(release_write)
