@@ -1,0 +1,113 @@
+"""Framing, codecs and message validation: bad input is a clear error, never a hang."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+import subint_spawn
+from subint_spawn import ChannelClosed, ProtocolError, RemoteActorError
+from subint_spawn._core import _messages as m
+from subint_spawn._core._channel import Channel
+from subint_spawn._core._codec import get_codec
+
+from . import samples
+
+
+@pytest.fixture(params=["pickle", "msgpack"])
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Channel, trio.SocketStream]]:
+    """A channel and the raw stream at the other end of its socket pair."""
+    left, right = socket.socketpair()
+    channel = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(left)), get_codec(request.param), max_frame=1024)
+    raw = trio.SocketStream(trio.socket.from_stdlib_socket(right))
+    yield channel, raw
+    await channel.aclose()
+    await raw.aclose()
+
+
+async def test_messages_round_trip(pair: tuple[Channel, trio.SocketStream]) -> None:
+    channel, raw = pair
+    other = Channel(raw, channel.codec)
+    with trio.fail_after(5):
+        await channel.send(["call", 1, "mod", "fn", {"x": 1}])
+        await other.send(["return", 1, [1, 2, 3]])
+        assert list(await other.receive()) == ["call", 1, "mod", "fn", {"x": 1}]
+        assert list(await channel.receive()) == ["return", 1, [1, 2, 3]]
+
+
+async def test_frame_announcing_more_than_the_limit_is_a_protocol_error(pair: tuple[Channel, trio.SocketStream]) -> None:
+    channel, raw = pair
+    with trio.fail_after(5):
+        await raw.send_all(struct.pack(">I", 10**9))
+        with pytest.raises(ProtocolError, match="limit 1024"):
+            await channel.receive()
+        with pytest.raises(ChannelClosed):
+            await channel.receive()  # closed: no way to find the next frame
+
+
+async def test_undecodable_frame_is_a_protocol_error(pair: tuple[Channel, trio.SocketStream]) -> None:
+    channel, raw = pair
+    with trio.fail_after(5):
+        await raw.send_all(struct.pack(">I", 3) + b"\xc1\xff\x00")
+        with pytest.raises(ProtocolError, match="undecodable"):
+            await channel.receive()
+
+
+async def test_unencodable_value_fails_in_the_sender_and_the_channel_lives(pair: tuple[Channel, trio.SocketStream]) -> None:
+    channel, raw = pair
+    other = Channel(raw, channel.codec)
+    with trio.fail_after(5):
+        with pytest.raises(TypeError, match=f"cannot send this value over a {channel.codec.name} channel"):
+            await channel.send(["return", 1, samples._Unsendable()])
+        with pytest.raises(ValueError, match="exceeds the 1024-byte frame limit"):
+            await channel.send(["return", 1, "x" * 2000])
+        await channel.send(["return", 2, "ok"])
+        assert list(await other.receive()) == ["return", 2, "ok"]
+
+
+async def test_end_of_stream_and_truncated_frames_are_channel_closed(pair: tuple[Channel, trio.SocketStream]) -> None:
+    channel, raw = pair
+    with trio.fail_after(5):
+        await raw.send_all(struct.pack(">I", 100) + b"partial")
+        await raw.aclose()
+        with pytest.raises(ChannelClosed):
+            await channel.receive()
+
+
+@pytest.mark.parametrize(
+    ("message", "complaint"),
+    [
+        ("not a tuple", "not a message"),
+        ([], "not a message"),
+        (["launch_missiles"], "unexpected message kind"),
+        (["return", 1], "needs 2 fields"),
+        (["return", "1", None], "field 1 should be int"),
+        (["return", True, None], "field 1 should be int"),
+        (["error", 1, ["only", "three", "parts"]], "malformed error description"),
+        (["ready", 7], "field 1 should be str"),
+    ],
+)
+def test_malformed_messages_are_named(message: object, complaint: str) -> None:
+    with pytest.raises(ProtocolError, match=complaint):
+        m.parse(message, m.TO_PARENT)
+
+
+def test_parent_bound_kinds_are_refused_by_the_actor() -> None:
+    with pytest.raises(ProtocolError, match="unexpected message kind 'return'"):
+        m.parse(("return", 1, None), m.TO_ACTOR)
+
+
+async def test_garbage_sent_to_an_actor_tears_it_down_without_a_hang(spawn_backend: str, subint_config: str) -> None:
+    with trio.fail_after(20):
+        with pytest.RaisesGroup(RemoteActorError):
+            async with subint_spawn.open_nursery(backend=spawn_backend, config=subint_config) as an:
+                portal = await an.start_actor("victim", enable_modules=["tests.samples"])
+                assert await portal.run(samples.echo, value=1) == 1
+                await portal.channel.send_frame(struct.pack(">I", 3) + b"\xc1\xff\x00")
+                with pytest.raises(ChannelClosed):
+                    await portal.run(samples.sleep_forever)
+                await trio.sleep_forever()  # the supervisor reports the dead actor
