@@ -27,7 +27,7 @@ __all__ = ["DEFAULT_MAX_FRAME", "Channel", "channel_from_fd"]
 
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
-_READ_SIZE = 256 * 1024
+_READ_SIZE = 16 * 1024
 
 
 class Channel:

@@ -207,12 +207,6 @@ def _drain_trio_workers() -> None:
         worker._worker_lock.release()
 
 
-def _is_async(fn: Any) -> bool:
-    # inspect.iscoroutinefunction without importing inspect (~20 ms in a fresh interpreter)
-    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    return code is not None and bool(code.co_flags & 0x80)  # CO_COROUTINE
-
-
 def _noop(*_: object) -> None:
     return None
 
@@ -249,7 +243,7 @@ def run_guarded(
     cancel scope the watchdog can cancel; a plain function is simply called (only the KILL step
     can stop it).  Returns the outcome as plain data and never raises.
     """
-    from ._funcref import resolve
+    from ._funcref import is_async_function, resolve
 
     guard = _Guard(control_fd)
     guard.watchdog.start()
@@ -260,7 +254,7 @@ def run_guarded(
         try:
             fn = resolve(fn_ref)
             args, kwargs = pickle.loads(arguments)
-            if _is_async(fn):
+            if is_async_function(fn):
                 import trio
 
                 value = trio.run(guard.trio_root, fn, args, kwargs)
