@@ -95,6 +95,12 @@ def _timeout_of(item: pytest.Item) -> float | None:
     if marker is not None and marker.args:
         return float(marker.args[0])
     try:
+        from_command_line = item.config.getoption("timeout")
+    except ValueError:
+        from_command_line = None
+    if from_command_line:
+        return float(from_command_line)
+    try:
         value = item.config.getini("timeout")
     except ValueError:  # pytest-timeout not installed
         return None

@@ -181,3 +181,20 @@ async def test_stuck_in_c_is_abandoned_and_the_caller_returns() -> None:
     finally:
         os.close(release_read)
         os.close(release_write)
+
+
+async def test_actor_dying_under_run_in_actor_is_one_error_in_both_places(
+    spawn_backend: str, subint_config: str
+) -> None:
+    with trio.fail_after(BOUND):
+        with pytest.raises(BaseExceptionGroup) as caught:
+            async with nursery(spawn_backend, subint_config) as an:
+                portal = await an.run_in_actor(samples.sleep_forever)
+                async with trio.open_nursery() as waiters:
+                    waiters.start_soon(portal.wait_for_result)
+                    await trio.testing.wait_all_tasks_blocked()
+                    portal.channel.close_now()  # the actor is lost mid-call
+    errors = caught.value.exceptions
+    flat = [e for group in errors for e in (group.exceptions if isinstance(group, BaseExceptionGroup) else [group])]
+    assert {type(e) for e in flat} == {RemoteActorError}, flat
+    assert len({id(e) for e in flat}) == 1, flat

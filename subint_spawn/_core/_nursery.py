@@ -9,9 +9,9 @@ enclosing scope being cancelled, ``an.cancel()``, ``portal.cancel_actor()``.
 
 Semantics (they follow trio, where tractor's differ the choice is noted):
 
-* The block exiting normally waits for every ``run_in_actor`` result, then stops the actors
-  started with ``start_actor`` (tractor waits for those forever; a hang is never what a user
-  wants).
+* The block exiting normally stops the actors started with ``start_actor`` and waits for every
+  ``run_in_actor`` result, concurrently (tractor waits for ``start_actor`` actors forever; a
+  hang is never what a user wants).
 * An actor that raises -- its ``run_in_actor`` function, or the actor itself dying -- raises
   :class:`RemoteActorError` in the nursery, which cancels every sibling (one-cancels-all); the
   nursery then raises an exception group, as trio's nurseries do.
@@ -193,35 +193,46 @@ class ActorNursery:
             started = True
             task_status.started(portal)
             if spec.main is not None:
-                await self._run_main(portal, spec.main)
+                crashed = await self._run_main(portal, spec.main)
             else:
                 crashed = await self._serve_until_stopped(portal)
         except ChannelClosed:
             crashed = True  # it died before it was ready; the reap below says why
         finally:
             reason = await self._teardown(handle, portal)
+            if crashed:
+                # wait_for_result and the nursery get the same error object, reported once.
+                error = _crash_error(spec.name, reason, portal, startup=not started)
+                portal._set_result(error=error)
+            portal._set_result(error=ChannelClosed(f"actor {spec.name!r} ended without a result"))
+            portal._stopped.set()
         if crashed:
-            raise _crash_error(spec.name, reason, portal, startup=not started)
+            raise error
 
-    async def _run_main(self, portal: Portal, main: tuple[str, str, dict[str, Any]]) -> None:
+    async def _run_main(self, portal: Portal, main: tuple[str, str, dict[str, Any]]) -> bool:
+        """Run the actor's function; True if the actor died under it (a crash)."""
         outcome: list[Any] = []
 
         async def call() -> None:
             try:
                 outcome.append(("value", await portal._call(*main)))
-            except (RemoteActorError, ChannelClosed) as exc:
+            except RemoteActorError as exc:
                 outcome.append(("error", exc))
+            except ChannelClosed:
+                outcome.append(("crashed", None))
 
         await _first(call, portal._stop_requested.wait)
         if not outcome:
             portal._set_result(error=ChannelClosed(f"actor {portal.actor_name!r} was cancelled"))
-            return
+            return False
         kind, payload = outcome[0]
+        if kind == "crashed":
+            return True
         if kind == "value":
             portal._set_result(payload)
-        else:
-            portal._set_result(error=payload)
-            raise payload  # one-cancels-all: its siblings and the block are cancelled
+            return False
+        portal._set_result(error=payload)
+        raise payload  # one-cancels-all: its siblings and the block are cancelled
 
     async def _serve_until_stopped(self, portal: Portal) -> bool:
         """Until asked to stop (True if the actor went away by itself first: a crash)."""
@@ -245,8 +256,6 @@ class ActorNursery:
                 return await handle.reap()
             finally:
                 portal._close(ChannelClosed(f"actor {portal.actor_name!r} was stopped"))
-                portal._set_result(error=ChannelClosed(f"actor {portal.actor_name!r} ended without a result"))
-                portal._stopped.set()
 
 
 def _crash_error(name: str, reason: BaseException | None, portal: Portal, *, startup: bool) -> RemoteActorError:

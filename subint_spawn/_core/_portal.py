@@ -135,8 +135,7 @@ class Portal:
             error = ChannelClosed(f"actor {self.actor_name!r} closed its channel")
             error.__cause__ = exc
         except ProtocolError as exc:
-            log.error("actor %r sent a malformed message; closing its channel: %s", self.actor_name, exc)
-            self.channel.close_now()
+            log.error("actor %r sent a malformed message; its channel is closed: %s", self.actor_name, exc)
             error = exc
         self._close(error)
 
