@@ -1,0 +1,55 @@
+"""Module-level functions the demo and the benchmark run inside actors.
+
+Actors find functions by module and name, so these live in an importable module (never
+``__main__``).  Arguments are plain ints and strings so that every backend can carry them
+(the ``trio`` backend speaks msgpack).
+"""
+
+from __future__ import annotations
+
+import socket
+
+
+def noop() -> None:
+    """Does nothing: what is left to time is the machinery around the call."""
+
+
+def count_primes(limit: int) -> int:
+    """Count primes below ``limit`` by trial division: pure-Python CPU work, holds the GIL."""
+    count = 0
+    for n in range(2, limit):
+        d = 2
+        while d * d <= n:
+            if n % d == 0:
+                break
+            d += 1
+        else:
+            count += 1
+    return count
+
+
+def load_settings(path: str) -> dict[str, int]:
+    """Fails a few frames deep, so that the remote traceback has something to show."""
+    return _parse(path)
+
+
+def _parse(path: str) -> dict[str, int]:
+    return {"port": _port_of(path)}
+
+
+def _port_of(path: str) -> int:
+    raise ValueError(f"no 'port' setting in {path!r}")
+
+
+def spin_forever(host: str, port: int) -> None:
+    """Tell the parent 'spinning now' over a loopback socket, then loop forever in pure Python.
+
+    No ``await`` and no C call to interrupt: only the runtime's hard stop can end it.  The
+    signal is a socket rather than an inherited pipe fd because the ``trio`` backend's actors
+    are separate processes that do not inherit the parent's descriptors.
+    """
+    with socket.create_connection((host, port)) as conn:
+        conn.sendall(b"r")
+    x = 0
+    while True:
+        x += 1
