@@ -12,14 +12,11 @@ import subint_spawn
 from subint_spawn import AbandonedInterpreterWarning, ChannelClosed, RemoteActorError, census
 
 from . import samples
+from .helpers import BOUND, open_test_nursery
 
-BOUND = 20
 # A pure-Python loop must be reclaimed within this (the spec's default bound).
 RECLAIM_BOUND = 1.0
 
-
-def nursery(spawn_backend: str, subint_config: str) -> object:
-    return subint_spawn.open_nursery(backend=spawn_backend, config=subint_config)
 
 
 async def started_call(portal: subint_spawn.Portal, nursery: trio.Nursery, fn: object, **kwargs: object) -> None:
@@ -38,7 +35,7 @@ async def started_call(portal: subint_spawn.Portal, nursery: trio.Nursery, fn: o
 
 async def test_an_cancel_on_an_idle_actor_is_quick(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             await an.start_actor("idle", enable_modules=["tests.samples"])
             asked = trio.current_time()
             await an.cancel()
@@ -50,7 +47,7 @@ async def test_an_cancel_reclaims_an_actor_stuck_in_a_pure_python_loop(
     spawn_backend: str, subint_config: str
 ) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+        async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
             portal = await an.start_actor("stuck", enable_modules=["tests.samples"])
             await started_call(portal, callers, samples.spin_sync)
             # The call is in flight; the actor's trio thread is now blocked for good.
@@ -65,7 +62,7 @@ async def test_cancelling_the_enclosing_scope_stops_stuck_and_idle_actors(
 ) -> None:
     with trio.fail_after(BOUND):
         with trio.CancelScope() as scope:
-            async with nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+            async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
                 stuck = await an.start_actor("stuck", enable_modules=["tests.samples"])
                 idle = await an.start_actor("idle", enable_modules=["tests.samples"])
                 await started_call(stuck, callers, samples.spin_forever)
@@ -79,7 +76,7 @@ async def test_cancelling_the_enclosing_scope_stops_stuck_and_idle_actors(
 
 async def test_nursery_cancel_scope_cancels_block_and_actors(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             await an.run_in_actor(samples.sleep_forever)
             an.cancel_scope.cancel()
             await trio.sleep_forever()  # cancelled right here
@@ -88,7 +85,7 @@ async def test_nursery_cancel_scope_cancels_block_and_actors(spawn_backend: str,
 
 async def test_portal_cancel_actor_on_a_stuck_actor_returns(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+        async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
             portal = await an.start_actor("stuck", enable_modules=["tests.samples"])
             other = await an.start_actor("other", enable_modules=["tests.samples"])
             await started_call(portal, callers, samples.spin_sync)
@@ -101,7 +98,7 @@ async def test_portal_cancel_actor_on_a_stuck_actor_returns(spawn_backend: str, 
 
 async def test_cancelling_a_call_cancels_it_in_the_actor(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
             assert await portal.run(samples.echo, value=1) == 1
             with trio.move_on_after(0.2) as scope:
@@ -117,7 +114,7 @@ async def test_cancel_during_spawn_leaves_nothing(spawn_backend: str, subint_con
     # runtime and waiting for "ready"; whichever it hits, everything must be reaped.
     with trio.fail_after(BOUND):
         with trio.move_on_after(delay):
-            async with nursery(spawn_backend, subint_config) as an:
+            async with open_test_nursery(spawn_backend, subint_config) as an:
                 await an.start_actor("young", enable_modules=["tests.samples"])
                 await trio.sleep_forever()
     assert census().interpreters == 0
@@ -126,7 +123,7 @@ async def test_cancel_during_spawn_leaves_nothing(spawn_backend: str, subint_con
 async def test_one_failing_actor_cancels_a_stuck_sibling(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
         with pytest.RaisesGroup(RemoteActorError):
-            async with nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+            async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
                 stuck = await an.start_actor("stuck", enable_modules=["tests.samples"])
                 await started_call(stuck, callers, samples.spin_sync)
                 await an.run_in_actor(samples.fail, message="sibling failed")
@@ -138,7 +135,7 @@ async def test_broken_channel_mid_call_fails_the_call_and_tears_the_actor_down(
 ) -> None:
     with trio.fail_after(BOUND):
         with pytest.RaisesGroup(RemoteActorError) as caught:
-            async with nursery(spawn_backend, subint_config) as an:
+            async with open_test_nursery(spawn_backend, subint_config) as an:
                 portal = await an.start_actor("cut", enable_modules=["tests.samples"])
                 async with trio.open_nursery() as callers:
                     failures: list[BaseException] = []
@@ -188,7 +185,7 @@ async def test_actor_dying_under_run_in_actor_is_one_error_in_both_places(
 ) -> None:
     with trio.fail_after(BOUND):
         with pytest.raises(BaseExceptionGroup) as caught:
-            async with nursery(spawn_backend, subint_config) as an:
+            async with open_test_nursery(spawn_backend, subint_config) as an:
                 portal = await an.run_in_actor(samples.sleep_forever)
                 async with trio.open_nursery() as waiters:
                     waiters.start_soon(portal.wait_for_result)

@@ -9,17 +9,14 @@ import subint_spawn
 from subint_spawn import ActorStartupError, ChannelClosed, RemoteActorError, census
 
 from . import samples
+from .helpers import BOUND, open_test_nursery
 
-BOUND = 20  # seconds: generous, only to turn a hang into a failure
 
-
-def nursery(spawn_backend: str, subint_config: str) -> object:
-    return subint_spawn.open_nursery(backend=spawn_backend, config=subint_config)
 
 
 async def test_run_in_actor_returns_the_result(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             sync_portal = await an.run_in_actor(samples.add, x=40, y=2)
             async_portal = await an.run_in_actor(samples.async_add, x=1, y=2)
             assert await sync_portal.wait_for_result() == 42
@@ -29,7 +26,7 @@ async def test_run_in_actor_returns_the_result(spawn_backend: str, subint_config
 
 async def test_start_actor_serves_many_calls(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
             results = [await portal.run(samples.add, x=i, y=1) for i in range(20)]
             assert results == list(range(1, 21))
@@ -47,7 +44,7 @@ async def test_start_actor_serves_many_calls(spawn_backend: str, subint_config: 
 
 async def test_remote_error_carries_type_traceback_and_actor_name(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("failing", enable_modules=["tests.samples"])
             with pytest.raises(RemoteActorError) as caught:
                 await portal.run(samples.fail, message="kaputt")
@@ -70,7 +67,7 @@ async def test_run_in_actor_error_cancels_siblings_and_is_reported_once(
 ) -> None:
     with trio.fail_after(BOUND):
         with pytest.raises(BaseExceptionGroup) as caught:
-            async with nursery(spawn_backend, subint_config) as an:
+            async with open_test_nursery(spawn_backend, subint_config) as an:
                 sleeper = await an.run_in_actor(samples.sleep_forever)
                 failing = await an.run_in_actor(samples.async_fail, message="first")
                 await failing.wait_for_result()
@@ -86,13 +83,13 @@ async def test_error_escapes_the_block_even_if_nobody_awaits_the_result(
 ) -> None:
     with trio.fail_after(BOUND):
         with pytest.RaisesGroup(RemoteActorError):
-            async with nursery(spawn_backend, subint_config) as an:
+            async with open_test_nursery(spawn_backend, subint_config) as an:
                 await an.run_in_actor(samples.fail)
 
 
 async def test_unknown_module_is_a_startup_error(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             with pytest.raises(ActorStartupError) as caught:
                 await an.start_actor("lost", enable_modules=["tests.no_such_module_here"])
             with pytest.raises(ActorStartupError, match="fails to import on purpose") as broken:
@@ -127,7 +124,7 @@ async def test_unsendable_arguments_fail_in_the_caller_and_the_actor_lives_on(
     spawn_backend: str, subint_config: str
 ) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
             with pytest.raises(TypeError, match="cannot send this value"):
                 await portal.run(samples.echo, value=samples._Unsendable())
@@ -138,7 +135,7 @@ async def test_unsendable_result_is_a_remote_error_naming_the_function(
     spawn_backend: str, subint_config: str
 ) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
             with pytest.raises(RemoteActorError, match="return_unsendable cannot be sent back"):
                 await portal.run(samples.return_unsendable)
@@ -147,7 +144,7 @@ async def test_unsendable_result_is_a_remote_error_naming_the_function(
 
 async def test_base_exceptions_from_user_code_reach_the_caller(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
             with pytest.raises(RemoteActorError) as caught:
                 await portal.run(samples.raise_keyboard_interrupt)
@@ -157,7 +154,7 @@ async def test_base_exceptions_from_user_code_reach_the_caller(spawn_backend: st
 
 async def test_block_exit_stops_long_lived_actors(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             for name in ("a", "b", "c"):
                 await an.start_actor(name, enable_modules=["tests.samples"])
     assert census().interpreters == 0
@@ -165,7 +162,7 @@ async def test_block_exit_stops_long_lived_actors(spawn_backend: str, subint_con
 
 async def test_calls_on_a_stopped_actor_fail_instead_of_hanging(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        async with nursery(spawn_backend, subint_config) as an:
+        async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
             await portal.cancel_actor()
             with pytest.raises(ChannelClosed):
