@@ -1,6 +1,7 @@
 """subint_spawn: trio actors, each in its own CPython subinterpreter (PEP 734)."""
 
 from ._core._census import census
+from ._core._context import Context, MsgStream
 from ._core._nursery import ActorNursery, current_spawn_backend, open_nursery, set_spawn_backend
 from ._core._portal import Portal
 from ._exceptions import (
@@ -13,11 +14,14 @@ from ._exceptions import (
     ProtocolError,
     RemoteActorError,
     RemoteError,
+    StreamOverrun,
     SubintSpawnError,
 )
 
 __all__ = [
     "ActorNursery",
+    "Context",
+    "MsgStream",
     "Portal",
     "current_spawn_backend",
     "open_nursery",
@@ -31,6 +35,7 @@ __all__ = [
     "ProtocolError",
     "RemoteActorError",
     "RemoteError",
+    "StreamOverrun",
     "SubintSpawnError",
     "census",
 ]

@@ -19,6 +19,7 @@ __all__ = [
     "ProtocolError",
     "RemoteActorError",
     "RemoteError",
+    "StreamOverrun",
     "SubintSpawnError",
 ]
 
@@ -76,11 +77,19 @@ class BootstrapError(RemoteError):
 
 
 class RemoteActorError(RemoteError):
-    """An actor raised; ``actor_name`` says which one (``where`` names each hop of a tree)."""
+    """An actor raised.
+
+    ``where`` names each hop from the actor that reports it down to the one that raised, as
+    ``"mid -> leaf"``; ``hops`` is that path as a tuple and ``actor_name`` the actor that raised.
+    """
+
+    @property
+    def hops(self) -> tuple[str, ...]:
+        return tuple(self.where.split(" -> "))
 
     @property
     def actor_name(self) -> str:
-        return self.where
+        return self.hops[-1]
 
 
 class ActorStartupError(RemoteActorError):
@@ -109,7 +118,11 @@ class ChannelClosed(SubintSpawnError):
 
 
 class ContextCancelled(RemoteActorError):
-    """A context was cancelled by the *other* side (the side that asked sees a clean exit)."""
+    """A context was cancelled by the *other* side; the side that asked sees a clean exit."""
+
+
+class StreamOverrun(ProtocolError):
+    """A peer sent more stream items than it had credit for (it ignored flow control)."""
 
 
 class AbandonedInterpreterWarning(RuntimeWarning):

@@ -22,6 +22,7 @@ import trio
 from .._exceptions import ChannelClosed, ProtocolError
 from . import _messages as m
 from ._channel import Channel, channel_from_fd
+from ._context import ActorContext
 from ._codec import CodecName, get_codec
 from ._funcref import is_async_function, resolve
 
@@ -54,6 +55,7 @@ class _Actor:
         self.channel = channel
         self.in_process = channel.codec.name == "pickle"
         self.calls: dict[int, trio.CancelScope] = {}
+        self.contexts: dict[int, ActorContext] = {}
 
     def describe(self, exc: BaseException) -> m.ErrorInfo:
         return m.error_info(exc, self.name, with_pickle=self.in_process)
@@ -96,7 +98,18 @@ class _Actor:
                     await self._send_answer(self._answer_sync(cid, fn, module, qualname, kwargs))
                 else:
                     calls.start_soon(self._serve_call, cid, module, qualname, kwargs)
+            elif kind == m.CONTEXT:
+                _, cid, module, qualname, kwargs = message
+                self.contexts[cid] = ActorContext(self.channel, cid, "parent")
+                calls.start_soon(self._serve_context, cid, module, qualname, kwargs)
+            elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
+                ctx = self.contexts.get(message[1])
+                if ctx is not None:  # else: the context already ended; late items are dropped
+                    ctx._deliver(message)
             elif kind == m.CANCEL:
+                ctx = self.contexts.get(message[1])
+                if ctx is not None:
+                    ctx._cancel_from_peer()
                 scope = self.calls.get(message[1])
                 if scope is not None:
                     scope.cancel()
@@ -122,6 +135,47 @@ class _Actor:
                 await self._send_answer(await self._answer(cid, module, qualname, kwargs))
             finally:
                 del self.calls[cid]
+
+    async def _serve_context(self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]) -> None:
+        """Run ``fn(ctx, **kwargs)``; answer with its result, its error, or ``cancelled``.
+
+        The context's cancel scope is cancelled by the parent's ``cancel`` or by the function's
+        own ``ctx.cancel()``; either way it is caught here and reported as ``cancelled``, and
+        the parent decides whether that is an error (it is, unless the parent asked for it).
+        A cancellation from outside (the whole actor stopping) passes through unreported: the
+        parent stopped us and the channel is going away.
+        """
+        ctx = self.contexts[cid]
+        frame: bytes | None = None
+        try:
+            with trio.CancelScope() as scope:
+                ctx.scope = scope
+                if ctx.cancelled_by_peer:  # the cancel overtook the start
+                    scope.cancel()
+                try:
+                    fn = resolve((module, qualname))
+                    if not is_async_function(fn):
+                        raise TypeError(
+                            f"{module}.{qualname} cannot run as a context: define it as "
+                            "`async def fn(ctx, **kwargs)`"
+                        )
+                    result = await fn(ctx, **kwargs)
+                except trio.Cancelled:
+                    raise
+                except BaseException as exc:
+                    frame = self._error_frame(cid, exc)
+                else:
+                    frame = self._result_frame(cid, module, qualname, result)
+            if scope.cancelled_caught or frame is None:
+                who = "the parent" if ctx.cancelled_by_peer else f"actor {self.name!r} itself"
+                info: m.ErrorInfo = [
+                    "ContextCancelled", f"context {module}.{qualname} was cancelled by {who}", "", self.name, None
+                ]
+                frame = self.channel.encode((m.CANCELLED, cid, info))
+            await self._send_answer(frame)
+        finally:
+            ctx._end(None)
+            del self.contexts[cid]
 
     async def _answer(self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]) -> bytes:
         """The framed answer to one call: its return value, or the error it raised."""

@@ -8,16 +8,25 @@ of an ``IndexError`` deep in the runtime.
 
 Parent -> actor::
 
-    ("call", cid, module, qualname, kwargs)   run module.qualname(**kwargs), answer with cid
-    ("cancel", cid)                           cancel that call (its answer is then dropped)
-    ("stop",)                                 cancel everything, close the channel, exit
+    ("call", cid, module, qualname, kwargs)     run module.qualname(**kwargs), answer with cid
+    ("context", cid, module, qualname, kwargs)  run module.qualname(ctx, **kwargs) as context cid
+    ("cancel", cid)                             cancel that call or context
+    ("stop",)                                   cancel everything, close the channel, exit
 
 Actor -> parent::
 
-    ("ready", actor_name)                     enable_modules imported, serving
-    ("startup_error", error)                  could not start; the actor exits
-    ("return", cid, value)
+    ("ready", actor_name)                       enable_modules imported, serving
+    ("startup_error", error)                    could not start; the actor exits
+    ("started", cid, value)                     the context's first value (ctx.started)
+    ("return", cid, value)                      a call's or context's result
     ("error", cid, error)
+    ("cancelled", cid, error)                   the context ended by cancellation
+
+Both ways, within a context::
+
+    ("stream", cid, value)                      one stream item
+    ("stream_end", cid)                         the sender closed its side of the stream
+    ("credit", cid, n)                          the receiver consumed n more items (flow control)
 
 ``error`` is ``[type_name, message, traceback_text, where, pickled_exception_or_None]``.
 """
@@ -33,25 +42,38 @@ from .._exceptions import ActorStartupError, ProtocolError, RemoteActorError
 __all__ = ["ErrorInfo", "error_info", "parse", "remote_error"]
 
 CALL = "call"
+CONTEXT = "context"
 CANCEL = "cancel"
 STOP = "stop"
 READY = "ready"
 STARTUP_ERROR = "startup_error"
+STARTED = "started"
 RETURN = "return"
 ERROR = "error"
+CANCELLED = "cancelled"
+STREAM = "stream"
+STREAM_END = "stream_end"
+CREDIT = "credit"
 
 _ANY = object
 _SCHEMAS: dict[str, tuple[type, ...]] = {
     CALL: (int, str, str, dict),
+    CONTEXT: (int, str, str, dict),
     CANCEL: (int,),
     STOP: (),
     READY: (str,),
     STARTUP_ERROR: (list,),
+    STARTED: (int, _ANY),
     RETURN: (int, _ANY),
     ERROR: (int, list),
+    CANCELLED: (int, list),
+    STREAM: (int, _ANY),
+    STREAM_END: (int,),
+    CREDIT: (int, int),
 }
-TO_ACTOR = frozenset({CALL, CANCEL, STOP})
-TO_PARENT = frozenset({READY, STARTUP_ERROR, RETURN, ERROR})
+_BOTH_WAYS = frozenset({STREAM, STREAM_END, CREDIT})
+TO_ACTOR = frozenset({CALL, CONTEXT, CANCEL, STOP}) | _BOTH_WAYS
+TO_PARENT = frozenset({READY, STARTUP_ERROR, STARTED, RETURN, ERROR, CANCELLED}) | _BOTH_WAYS
 
 ErrorInfo = list[Any]
 
@@ -75,7 +97,7 @@ def parse(message: Any, allowed: frozenset[str]) -> tuple[Any, ...]:
             ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if not ok:
             raise ProtocolError(f"{kind!r} field {index} should be {expected.__name__}, got {type(value).__name__}")
-    if kind in (ERROR, STARTUP_ERROR):
+    if kind in (ERROR, STARTUP_ERROR, CANCELLED):
         _check_error_info(message[-1])
     return tuple(message)
 
@@ -89,11 +111,13 @@ def error_info(exc: BaseException, where: str, *, with_pickle: bool) -> ErrorInf
     """Describe ``exc`` for the other side; the pickled object only for in-process channels."""
     cls = type(exc)
     type_name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    if isinstance(exc, RemoteActorError):
-        # Already remote (a deeper hop): keep its origin and grow the chain of hops.
-        type_name, where = exc.remote_type, f"{exc.where} <- {where}"
-        text = exc.remote_traceback
-        message = exc.remote_message
+    deeper = _lone_remote_error(exc)
+    if deeper is not None:
+        # It came from deeper in the tree: keep its origin, prefix this hop.
+        type_name, where = deeper.remote_type, f"{where} -> {deeper.where}"
+        text = deeper.remote_traceback
+        message = deeper.remote_message
+        exc = deeper
     else:
         text = "".join(traceback.format_exception(exc))
         message = str(exc)
@@ -104,6 +128,13 @@ def error_info(exc: BaseException, where: str, *, with_pickle: bool) -> ErrorInf
         except Exception:
             pickled = None
     return [type_name, message, text, where, pickled]
+
+
+def _lone_remote_error(exc: BaseException) -> RemoteActorError | None:
+    """The single RemoteActorError inside ``exc`` (directly or in nested one-item groups)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, RemoteActorError) else None
 
 
 def remote_error(info: ErrorInfo, *, trusted: bool, startup: bool = False) -> RemoteActorError:

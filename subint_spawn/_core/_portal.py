@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -18,6 +19,7 @@ import trio
 from .._exceptions import ChannelClosed, ProtocolError
 from . import _messages as m
 from ._channel import Channel
+from ._context import MsgStream, ParentContext, stream_from_generator
 from ._funcref import ref_of
 
 __all__ = ["Portal"]
@@ -26,6 +28,8 @@ log = logging.getLogger("subint_spawn.portal")
 
 # How long a cancelled caller spends telling the actor to drop the call.
 _CANCEL_SEND_BOUND = 0.5
+# How long a context left by an exception waits for the actor's side to finish.
+_SETTLE_BOUND = 0.5
 
 
 class _Pending:
@@ -56,6 +60,7 @@ class Portal:
         self._trusted = channel.codec.name == "pickle"
         self._cids = itertools.count()
         self._pending: dict[int, _Pending] = {}
+        self._contexts: dict[int, ParentContext] = {}
         self._ready = _Pending()
         self._closed_error: BaseException | None = None
         self._result = _Pending()  # of the function given to run_in_actor
@@ -79,6 +84,62 @@ class Portal:
         """
         module, qualname = ref_of(fn)
         return await self._call(module, qualname, kwargs)
+
+    @asynccontextmanager
+    async def open_context(self, fn: Callable[..., Any], **kwargs: Any) -> AsyncIterator[tuple[ParentContext, Any]]:
+        """Start ``async def fn(ctx, **kwargs)`` in the actor; enter with ``(ctx, first)`` once it
+        called ``ctx.started(first)``.
+
+        Leaving the block normally waits for the function's result (its error is raised
+        here).  Leaving it by an exception -- including cancellation -- cancels the actor's
+        side first.  If the actor cancels the context, this side raises
+        :class:`ContextCancelled`; after our own ``ctx.cancel()`` it exits cleanly.
+        """
+        module, qualname = ref_of(fn)
+        if self._closed_error is not None:
+            raise ChannelClosed(f"actor {self.actor_name!r} is gone") from self._closed_error
+        cid = next(self._cids)
+        frame = self.channel.encode((m.CONTEXT, cid, module, qualname, kwargs))
+        ctx = ParentContext(self.channel, cid, self.actor_name, self._trusted)
+        self._contexts[cid] = ctx
+        try:
+            try:
+                await self.channel.send_frame(frame)
+                await ctx._started.wait()
+                if ctx._error is not None:  # it failed (or was cancelled) before ctx.started()
+                    raise ctx._error
+                yield ctx, ctx._first
+            except BaseException:
+                await self._settle_context(ctx)
+                raise
+            await ctx.wait_for_result()
+        finally:
+            del self._contexts[cid]
+
+    @asynccontextmanager
+    async def open_stream_from(self, fn: Callable[..., Any], **kwargs: Any) -> AsyncIterator[MsgStream]:
+        """Iterate what the actor's async generator ``fn(**kwargs)`` yields.
+
+        Leaving the block before the generator is exhausted stops it in the actor.  If the
+        generator raises, the stream raises that error after the items sent before it.
+        """
+        module, qualname = ref_of(fn)
+        async with self.open_context(stream_from_generator, target=[module, qualname], kwargs=kwargs) as (ctx, _):
+            async with ctx.open_stream() as stream:
+                try:
+                    yield stream
+                finally:
+                    if not ctx._inbox_done:  # closed early: the generator must stop
+                        await ctx.cancel()
+
+    async def _settle_context(self, ctx: ParentContext) -> None:
+        """Cancel the actor's side of ``ctx`` and give it a moment to finish.  Bounded: a stuck
+        actor is its supervisor's problem, not this caller's."""
+        with trio.CancelScope(shield=True):
+            if not ctx._done.is_set():
+                await ctx.cancel()
+                with trio.move_on_after(_SETTLE_BOUND):
+                    await ctx._done.wait()
 
     async def wait_for_result(self) -> Any:
         """The return value of the function this actor was started with by ``run_in_actor``."""
@@ -141,6 +202,19 @@ class Portal:
 
     def _route(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
+        ctx = self._contexts.get(message[1]) if len(message) > 1 and isinstance(message[1], int) else None
+        if ctx is not None and kind != m.READY:
+            if kind == m.STARTED:
+                ctx._on_started(message[2])
+            elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
+                ctx._deliver(message)
+            elif kind == m.RETURN:
+                ctx._on_outcome(kind, message[2])
+            elif kind == m.ERROR:
+                ctx._on_outcome(kind, m.remote_error(message[2], trusted=self._trusted))
+            elif kind == m.CANCELLED:
+                ctx._on_outcome(kind, message[2])
+            return
         if kind == m.READY:
             self._ready.resolve()
         elif kind == m.STARTUP_ERROR:
@@ -161,6 +235,8 @@ class Portal:
         self._ready.resolve(error=error)
         for pending in self._pending.values():
             pending.resolve(error=error)
+        for ctx in self._contexts.values():
+            ctx._on_channel_closed(error)
 
     def _set_result(self, value: Any = None, error: BaseException | None = None) -> None:
         self._result.resolve(value, error)

@@ -1,0 +1,285 @@
+"""Contexts: a long-lived dialogue between a parent task and a task in an actor, with one
+bidirectional stream.
+
+Both ends hold a :class:`Context` with the same stream machinery; what differs is who starts
+it (:class:`ParentContext`, made by ``portal.open_context``) and who runs the function
+(:class:`ActorContext`, passed to ``fn(ctx, **kwargs)`` in the actor).
+
+Flow control is by credit, per direction: a sender may have at most ``WINDOW`` items the
+receiver has not consumed yet; the receiver hands credit back as its consumer takes items.
+So a slow receiver slows the sender and memory stays bounded, and the channel's receive
+loop never blocks on a full buffer.  That matters: it serves every call and context of the
+actor, and blocking it on one unread stream would hang all the others.  A peer that sends
+beyond its credit ignored the protocol: :class:`StreamOverrun`, and the context ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from .._exceptions import ChannelClosed, ContextCancelled, StreamOverrun
+from . import _messages as m
+from ._channel import Channel
+
+__all__ = ["WINDOW", "ActorContext", "Context", "MsgStream", "ParentContext"]
+
+#: Items one side may send ahead of the other side's consumption.
+WINDOW = 256
+
+_END = object()  # inbox marker: nothing more will arrive
+
+
+class MsgStream:
+    """The stream of a context: ``send``, ``receive`` and ``async for``.
+
+    ``receive`` raises ``trio.EndOfChannel`` once the peer closed its side, or the error the
+    context ended with (a :class:`RemoteActorError`, :class:`ContextCancelled`, ...).
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+
+    async def send(self, value: Any) -> None:
+        await self._ctx._send_item(value)
+
+    async def receive(self) -> Any:
+        return await self._ctx._receive_item()
+
+    def __aiter__(self) -> MsgStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self._ctx._receive_item()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    @property
+    def buffered(self) -> int:
+        """Items received and not consumed yet (never more than the window)."""
+        return self._ctx._buffered
+
+
+class Context:
+    def __init__(self, channel: Channel, cid: int, peer_name: str) -> None:
+        self.channel = channel
+        self.cid = cid
+        self.peer_name = peer_name
+        self._inbox_send, self._inbox = trio.open_memory_channel[Any](math.inf)
+        self._buffered = 0
+        self._unacknowledged = 0  # consumed, credit not yet returned
+        self._credit = WINDOW
+        self._credit_arrived = trio.Event()
+        self._stream_open = False
+        self._we_closed_stream = False
+        self._peer_closed_stream = False
+        self._ended: BaseException | None = None  # why no more items can come, if not a clean end
+        self._inbox_done = False
+        self.cancel_requested = False  # by this side
+
+    # -- stream ------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def open_stream(self) -> AsyncIterator[MsgStream]:
+        """The context's bidirectional stream; leaving the block closes our sending side."""
+        if self._stream_open:
+            raise RuntimeError("a context has one stream, and it is already open")
+        self._stream_open = True
+        try:
+            yield MsgStream(self)
+        finally:
+            await self._close_our_side()
+
+    async def _close_our_side(self) -> None:
+        if self._we_closed_stream:
+            return
+        self._we_closed_stream = True
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            try:
+                await self.channel.send((m.STREAM_END, self.cid))
+            except ChannelClosed:
+                pass  # the peer is gone; it needs no goodbye
+
+    async def _send_item(self, value: Any) -> None:
+        if self._we_closed_stream:
+            raise trio.ClosedResourceError("this side of the stream is closed")
+        if self._ended is not None or self._inbox_done:
+            raise trio.BrokenResourceError("the context has ended") from self._ended
+        frame = self.channel.encode((m.STREAM, self.cid, value))  # TypeError here: nothing sent
+        while self._credit == 0:
+            await self._credit_arrived.wait()
+            if self._ended is not None or self._inbox_done:
+                raise trio.BrokenResourceError("the context has ended") from self._ended
+        self._credit -= 1
+        await self.channel.send_frame(frame)
+
+    async def _receive_item(self) -> Any:
+        if not self._inbox_done:
+            try:
+                item = self._inbox.receive_nowait()  # no scheduler pass while items wait
+            except trio.WouldBlock:
+                item = await self._inbox.receive()
+            if item is _END:
+                self._inbox_done = True
+        if self._inbox_done:  # every receive after the end ends the same way
+            if self._ended is not None:
+                raise self._ended
+            raise trio.EndOfChannel
+        self._buffered -= 1
+        self._unacknowledged += 1
+        if self._unacknowledged >= WINDOW // 2:
+            granted, self._unacknowledged = self._unacknowledged, 0
+            try:
+                await self.channel.send((m.CREDIT, self.cid, granted))
+            except ChannelClosed:
+                pass  # no more items will come anyway
+        return item
+
+    # -- delivery from the receive loop (synchronous: it must never block) -------------------
+
+    def _deliver(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == m.STREAM:
+            if self._inbox_done or self._peer_closed_stream:
+                return  # late item after the end: nobody can take it
+            if self._buffered >= WINDOW:
+                self._end(StreamOverrun(f"{self.peer_name!r} sent past its stream credit ({WINDOW} items)"))
+                return
+            self._buffered += 1
+            self._inbox_send.send_nowait(message[2])
+        elif kind == m.STREAM_END:
+            self._peer_closed_stream = True
+            self._inbox_send.send_nowait(_END)
+        elif kind == m.CREDIT:
+            self._credit += message[2]
+            self._credit_arrived.set()
+            self._credit_arrived = trio.Event()
+
+    def _end(self, error: BaseException | None) -> None:
+        """No more items will come: wake the consumer (with ``error``, if the end was not clean)
+        and any sender waiting for credit."""
+        if error is not None and self._ended is None:
+            self._ended = error
+        if not self._peer_closed_stream:
+            self._peer_closed_stream = True
+            self._inbox_send.send_nowait(_END)
+        self._credit_arrived.set()
+
+
+class ParentContext(Context):
+    """The parent's end: from ``async with portal.open_context(fn, **kw) as (ctx, first)``."""
+
+    def __init__(self, channel: Channel, cid: int, peer_name: str, trusted: bool) -> None:
+        super().__init__(channel, cid, peer_name)
+        self._trusted = trusted
+        self._started = trio.Event()
+        self._first: Any = None
+        self._done = trio.Event()
+        self._result: Any = None
+        self._error: BaseException | None = None
+
+    async def cancel(self) -> None:
+        """Cancel the actor's side.  We asked, so this side then exits cleanly."""
+        if self._done.is_set() or self.cancel_requested:
+            return
+        self.cancel_requested = True
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            try:
+                await self.channel.send((m.CANCEL, self.cid))
+            except ChannelClosed:
+                pass
+
+    async def wait_for_result(self) -> Any:
+        """The actor function's return value; its error, or :class:`ContextCancelled` if the
+        actor cancelled the context.  ``None`` if this side cancelled it."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    # -- from the receive loop ----------------------------------------------------------------
+
+    def _on_started(self, value: Any) -> None:
+        self._first = value
+        self._started.set()
+
+    def _on_outcome(self, kind: str, payload: Any) -> None:
+        if self._done.is_set():
+            return
+        if kind == m.RETURN:
+            self._result = payload
+        elif kind == m.CANCELLED:
+            if not self.cancel_requested:  # the actor cancelled it: we did not ask
+                self._error = _cancelled_error(payload, self._trusted)
+        else:
+            self._error = payload
+        self._done.set()
+        self._started.set()
+        self._end(self._error)
+
+    def _on_channel_closed(self, error: BaseException) -> None:
+        if not self._done.is_set():
+            self._error = error
+            self._done.set()
+            self._started.set()
+        self._end(error)
+
+
+def _cancelled_error(info: m.ErrorInfo, trusted: bool) -> ContextCancelled:
+    del trusted  # a cancellation carries no exception object worth rebuilding
+    type_name, message, text, where, _ = info
+    return ContextCancelled(type_name, message, text, where=where)
+
+
+class ActorContext(Context):
+    """The actor's end, passed to the context function: ``async def fn(ctx, **kwargs)``."""
+
+    def __init__(self, channel: Channel, cid: int, peer_name: str) -> None:
+        super().__init__(channel, cid, peer_name)
+        self.scope: trio.CancelScope | None = None
+        self.cancelled_by_peer = False
+        self._started_sent = False
+
+    async def started(self, value: Any = None) -> None:
+        """Hand ``value`` to the parent, whose ``open_context`` block starts with it."""
+        if self._started_sent:
+            raise RuntimeError("ctx.started() was already called")
+        self._started_sent = True
+        await self.channel.send((m.STARTED, self.cid, value))
+
+    async def cancel(self) -> None:
+        """End this context from the actor's side: the function is cancelled and returns
+        cleanly here; the parent gets :class:`ContextCancelled`."""
+        self.cancel_requested = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+    def _cancel_from_peer(self) -> None:
+        self.cancelled_by_peer = True
+        if self.scope is not None:
+            self.scope.cancel()
+        self._end(None)
+
+
+
+async def stream_from_generator(ctx: ActorContext, target: list[str], kwargs: dict[str, Any]) -> None:
+    """The actor side of ``portal.open_stream_from``: send what the generator yields."""
+    from ._funcref import resolve
+
+    module, qualname = target
+    agen = resolve((module, qualname))(**kwargs)
+    if not hasattr(agen, "__anext__"):
+        raise TypeError(f"{module}.{qualname} is not an async generator function (async def ... yield)")
+    await ctx.started()
+    async with ctx.open_stream() as stream:
+        try:
+            async for value in agen:
+                await stream.send(value)
+        finally:
+            with trio.CancelScope(shield=True):
+                await agen.aclose()
