@@ -196,3 +196,23 @@ async def test_200_cycles_leave_nothing_behind(subint_config: str) -> None:
                 interp.start(operator.add, i, 1)
                 assert await interp.wait() == i + 1
     assert census().interpreters == 0 and census().threads == 0
+
+
+async def test_watchdog_works_with_fds_beyond_fd_setsize(subint_config: str, pipe: tuple[int, int]) -> None:
+    # select() cannot watch fds >= 1024; a process with ~100 actors gets there.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"RLIMIT_NOFILE {soft} is too low to reach fd 1024")
+    fillers = [os.dup(pipe[0]) for _ in range(1100)]
+    try:
+        with trio.fail_after(10):
+            async with open_subinterpreter(subint_config) as interp:
+                assert interp._guest_control.fileno() >= 1024
+                interp.start(samples.sleep_forever, pipe[1])
+                await wait_ready(pipe[0])
+                assert await interp.kill() == "cancelled"
+    finally:
+        for fd in fillers:
+            os.close(fd)

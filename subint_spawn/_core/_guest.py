@@ -68,9 +68,15 @@ class _Guard:
     # -- watchdog thread -------------------------------------------------------------------
 
     def _watch(self) -> None:
+        # poll, not select: select() cannot watch fds >= FD_SETSIZE (1024), and a process
+        # with ~100 actors has passed that (each holds a few fds); the watchdog then died and
+        # its actor could no longer be cancelled or killed.
+        poller = select.poll()
+        poller.register(self.control_fd, select.POLLIN)
+        poller.register(self._stop_read, select.POLLIN)
         try:
             while True:
-                ready, _, _ = select.select([self.control_fd, self._stop_read], [], [])
+                ready = {fd for fd, _ in poller.poll()}
                 if self._stop_read in ready:
                     return
                 commands = os.read(self.control_fd, 64)
@@ -207,6 +213,33 @@ def _drain_trio_workers() -> None:
         worker._worker_lock.release()
 
 
+def _quiet_dead_loop_leftovers() -> None:
+    """After a kill, trio's loop here died mid-flight; the coroutines it was running are
+    collected later, outside any loop, and their ``finally`` blocks fail ("must be called from
+    async context").  Those failures are consequences of the kill, not news: count them into
+    one log line instead of a page of tracebacks each."""
+    import logging
+
+    count = 0
+
+    def hook(unraisable: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            logging.getLogger("subint_spawn.guest").info(
+                "discarding coroutines of a killed trio loop (%s)", unraisable.exc_type.__name__
+            )
+
+    sys.unraisablehook = hook
+
+
+def _reap_orphaned_interpreters() -> None:
+    """Interpreters this one spawned (an actor's children) must not outlive it."""
+    driver = sys.modules.get("subint_spawn._core._driver")
+    if driver is not None:
+        driver.reap_orphans_blocking()
+
+
 def _noop(*_: object) -> None:
     return None
 
@@ -266,6 +299,7 @@ def run_guarded(
                 import traceback
 
                 status, payload = "killed", "".join(traceback.format_exception(exc))
+                _quiet_dead_loop_leftovers()
             else:
                 status, payload = "error", pack_error(exc)
         else:
@@ -284,6 +318,7 @@ def run_guarded(
     finally:
         guard.disarm()
         _drain_trio_workers()
+        _reap_orphaned_interpreters()
         leftovers = _join_leftover_threads(guard)
         guard.stop_watchdog()
     return status, payload, leftovers
