@@ -6,7 +6,7 @@ import socket
 
 import trio
 
-from .._core import _driver
+from .._core import _driver, _pool
 from .._core._actor import actor_main
 from .._core._channel import Channel
 from .._core._codec import PickleCodec
@@ -58,13 +58,18 @@ class SubintActor:
 async def spawn(name: str, enable_modules: list[str], config: _driver.Config) -> SubintActor:
     parent_end, child_end = socket.socketpair()
     try:
-        interp = await _driver.create(config, name=name, policy=ACTOR_KILL_POLICY)
+        # A warm interpreter from this run's pool if one is idle (runtime already imported:
+        # ready in milliseconds), else a cold one.  Taking is synchronous and the interpreter
+        # is this actor's alone from here on; its teardown destroys it.
+        interp = _pool.take(config, name=name, policy=ACTOR_KILL_POLICY)
+        if interp is None:
+            interp = await _driver.create(config, name=name, policy=ACTOR_KILL_POLICY)
     except BaseException:
         parent_end.close()
         child_end.close()
         raise
     try:
-        interp.start(actor_main, child_end.fileno(), name, enable_modules, "pickle", True)
+        interp.start(actor_main, child_end.fileno(), name, enable_modules, "pickle", True, "subint", config)
     except BaseException:
         parent_end.close()
         child_end.close()

@@ -36,12 +36,20 @@ _REFUSED_HINT = (
 )
 
 
-async def actor_main(fd: int, name: str, enable_modules: list[str], codec: CodecName, dup: bool) -> None:
+async def actor_main(
+    fd: int, name: str, enable_modules: list[str], codec: CodecName, dup: bool, backend: str, config: str
+) -> None:
     """Entry point of an actor: serve the parent on the socket ``fd``.
 
     ``dup`` is true in a subinterpreter, which shares the fd table with its parent: the actor
     works on its own duplicate and the parent closes the original once the actor is ready.
+    ``backend`` and ``config`` become this actor's defaults, so an actor tree is made of one
+    kind of actor unless its code asks otherwise.
     """
+    from ._nursery import set_default_config, set_spawn_backend
+
+    set_spawn_backend(backend)  # type: ignore[arg-type]
+    set_default_config(config)  # type: ignore[arg-type]
     channel = channel_from_fd(fd, get_codec(codec), dup=dup)
     try:
         await _Actor(name, channel).serve(enable_modules)

@@ -32,6 +32,7 @@ import pickle
 import socket
 import sys
 import threading
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -291,6 +292,7 @@ class Subinterpreter:
         await trio.to_thread.run_sync(self._destroy)
 
     def _reap_in_thread(self) -> None:
+        self._reaped = True
         if self._safe_to_destroy():
             self._destroy()
 
@@ -317,6 +319,20 @@ class Subinterpreter:
             self._control.close()
             self._guest_control.close()
             REGISTRY.interpreter_destroyed(self.id)
+            _LIVE.discard(self)
+
+    def _finish_blocking(self) -> None:
+        """After :func:`reap_orphans_blocking`'s kill steps: abandon if still stuck, else reap."""
+        if self._reaped or self._abandoned:
+            return
+        thread = self._thread
+        if thread is not None:
+            if thread.is_alive() and self._abandon("orphaned by its parent's exit and stuck (in C?)"):
+                return
+            thread.join(self.policy.join_bound)
+        self._reaped = True
+        if self._safe_to_destroy():
+            self._destroy()
 
     # -- results -------------------------------------------------------------------------------
 
@@ -357,12 +373,60 @@ def unpack_error(packed: tuple[str, str, str, bytes | None], where: str) -> Remo
     return error
 
 
+# Every Subinterpreter this interpreter created and has not destroyed: what
+# reap_orphans_blocking() reaps when this interpreter's own trio loop is gone.
+_LIVE: set[Subinterpreter] = set()
+
+
 async def create(config: Config = "isolated", *, name: str = "", policy: KillPolicy | None = None) -> Subinterpreter:
     """Create an interpreter off the trio loop (it takes milliseconds); the caller must reap it."""
     native_config = interpreter_config(config)
     interpreter_id = await trio.to_thread.run_sync(_interpreters.create, native_config)
     REGISTRY.interpreter_created(interpreter_id)
-    return Subinterpreter(interpreter_id, config, name or "interp", policy or KillPolicy())
+    interp = Subinterpreter(interpreter_id, config, name or "interp", policy or KillPolicy())
+    _LIVE.add(interp)
+    return interp
+
+
+def adopt(interpreter_id: int, config: Config, *, name: str = "", policy: KillPolicy | None = None) -> Subinterpreter:
+    """Take charge of an interpreter made elsewhere (the warm pool, :mod:`._pool`), unused and
+    already counted in the census, exactly as :func:`create` would have; the caller must reap it."""
+    interp = Subinterpreter(interpreter_id, config, name or "interp", policy or KillPolicy())
+    _LIVE.add(interp)
+    return interp
+
+
+def reap_orphans_blocking() -> None:
+    """Kill and destroy, without trio, every interpreter created here that nobody reaped.
+
+    The guest calls this after its own trio loop ended, however it ended.  An actor that was
+    hard-killed has had exceptions injected all through its teardown, so its supervisors may
+    never have stopped its children; they would run on with nobody left to stop them.  All
+    orphans go through the kill steps *together*: this runs while the actor's own parent is
+    counting down to abandoning it.
+    """
+    orphans = [interp for interp in _LIVE if not interp._reaped and not interp._abandoned]
+    policy = KillPolicy()
+    running = [interp for interp in orphans if interp._thread is not None and interp._thread.is_alive()]
+    for interp in running:
+        interp._command(_guest.CANCEL)
+    _join_all(running, policy.grace)
+    deadline = time.monotonic() + policy.kill_bound
+    while (running := [i for i in running if i._thread is not None and i._thread.is_alive()]) and (
+        time.monotonic() < deadline
+    ):
+        for interp in running:
+            interp._command(_guest.KILL)
+        _join_all(running, policy.inject_every)
+    for interp in orphans:
+        interp._finish_blocking()
+
+
+def _join_all(interps: list[Subinterpreter], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for interp in interps:
+        assert interp._thread is not None
+        interp._thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @asynccontextmanager

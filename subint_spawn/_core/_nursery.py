@@ -41,6 +41,7 @@ CANCEL_GRACE = 0.2
 STARTUP_TIMEOUT = 60.0
 
 _default_backend: BackendName = "subint"
+_default_config: Config = "isolated"
 
 
 def set_spawn_backend(name: BackendName) -> None:
@@ -51,6 +52,12 @@ def set_spawn_backend(name: BackendName) -> None:
 
 def current_spawn_backend() -> BackendName:
     return _default_backend
+
+
+def set_default_config(config: Config) -> None:
+    """Choose the interpreter config used when none is given (actors inherit their parent's)."""
+    global _default_config
+    _default_config = _check_config(config)
 
 
 def _check_backend(name: str) -> BackendName:
@@ -299,7 +306,9 @@ async def open_nursery(
     ``'isolated'`` (default) or ``'legacy'`` for subinterpreter actors."""
     try:
         async with trio.open_nursery() as tasks:
-            nursery = ActorNursery(tasks, _check_backend(backend or _default_backend), _check_config(config or "isolated"))
+            nursery = ActorNursery(
+                tasks, _check_backend(backend or _default_backend), _check_config(config or _default_config)
+            )
             yield nursery
             nursery._closing.set()
     except BaseExceptionGroup as group:
