@@ -216,3 +216,65 @@ async def test_watchdog_works_with_fds_beyond_fd_setsize(subint_config: str, pip
     finally:
         for fd in fillers:
             os.close(fd)
+
+
+@pytest.mark.timeout(60)
+def test_disarm_never_lets_an_injection_escape_or_hang() -> None:
+    # The runner and the watchdog race: KILLs keep arriving while the runner decides to
+    # disarm at a random moment. After disarm() returns nothing may land, and it must return.
+    import random
+    import socket
+    import threading
+    import time
+
+    from subint_spawn._core import _guest
+
+    outcome: dict[str, int] = {"clean": 0, "escaped": 0, "caught": 0}
+
+    def one_round() -> None:
+        control, guest_end = socket.socketpair()
+        guard = _guest._Guard(guest_end.fileno())
+        guard.runner_ident = threading.get_ident()
+        stop = threading.Event()
+
+        def parent() -> None:
+            while not stop.is_set():
+                control.send(_guest.KILL)
+                time.sleep(random.uniform(0, 0.0005))
+
+        sender = threading.Thread(target=parent)
+        sender.start()
+        deadline = time.monotonic() + random.uniform(0.001, 0.01)
+        while True:
+            try:
+                if guard.watchdog.ident is None:
+                    guard.watchdog.start()
+                while time.monotonic() < deadline:
+                    pass
+                guard.disarm()
+                break
+            except _guest.KilledByWatchdog:
+                outcome["caught"] += 1
+        try:
+            end = time.monotonic() + 0.003
+            while time.monotonic() < end:
+                pass
+            outcome["clean"] += 1
+        except _guest.KilledByWatchdog:
+            outcome["escaped"] += 1
+        stop.set()
+        sender.join()
+        getattr(guard, "close", lambda: None)()
+        control.close()
+        guest_end.close()
+
+    def runner() -> None:
+        for _ in range(150):
+            one_round()
+
+    thread = threading.Thread(target=runner, daemon=True)
+    thread.start()
+    thread.join(45)
+    assert not thread.is_alive(), f"disarm hung: {outcome}"
+    assert outcome["escaped"] == 0, outcome
+    assert outcome["clean"] == 150 and outcome["caught"] > 0, outcome
