@@ -72,3 +72,11 @@ async def flood_context(ctx: subint_spawn.Context, n: int) -> int:
         for i in range(n):
             await stream.send(i)
     return n
+
+
+async def return_without_reading(ctx: subint_spawn.Context) -> str:
+    """Start, open the stream, never read it, and return."""
+    await ctx.started()
+    async with ctx.open_stream():
+        pass
+    return "done"

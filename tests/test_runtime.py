@@ -189,3 +189,24 @@ async def test_set_spawn_backend_changes_the_default() -> None:
             assert census().interpreters == 0  # it really was a process
     finally:
         subint_spawn.set_spawn_backend("subint")
+
+
+async def test_process_actor_outlives_the_thread_that_forked_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # trio forks from a worker thread, which exits once idle; an actor tied to that thread's
+    # life (PR_SET_PDEATHSIG) was SIGKILLed ~10 s after spawn.  End the worker now instead.
+    import threading
+
+    from trio._core import _thread_cache
+
+    from subint_spawn._core._guest import _drain_trio_workers
+
+    monkeypatch.setattr(_thread_cache, "IDLE_TIMEOUT", _thread_cache.IDLE_TIMEOUT)  # restored after
+
+    with trio.fail_after(BOUND):
+        async with subint_spawn.open_nursery(backend="trio") as an:
+            portal = await an.start_actor("long-lived", enable_modules=["tests.samples"])
+            forkers = [t for t in threading.enumerate() if t.name.startswith("Trio thread")]
+            _drain_trio_workers()
+            for thread in forkers:
+                await trio.to_thread.run_sync(thread.join)
+            assert await portal.run(samples.add, x=1) == 1

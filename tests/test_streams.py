@@ -181,3 +181,17 @@ async def test_an_unread_stream_does_not_block_other_calls(spawn_backend: str, s
                     for _ in range(5):
                         assert await portal.run(ss.not_a_generator) == 1
                     await ctx.cancel()
+
+
+async def test_sender_waiting_for_credit_fails_when_the_peer_returns(spawn_backend: str, subint_config: str) -> None:
+    from subint_spawn._core._context import WINDOW
+
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await worker(an)
+            async with portal.open_context(ss.return_without_reading) as (ctx, _):
+                async with ctx.open_stream() as stream:
+                    with pytest.raises(trio.BrokenResourceError):
+                        for i in range(WINDOW + 10):  # more than the peer will ever credit
+                            await stream.send(i)
+            assert await ctx.wait_for_result() == "done"

@@ -72,6 +72,7 @@ async def spawn(name: str, enable_modules: list[str], config: str) -> ProcessAct
     parent_end, child_end = socket.socketpair()
     env = dict(os.environ)
     env[PATH_ENV] = json.dumps(sys.path)
+    env["SUBINT_SPAWN_PARENT_PID"] = str(os.getpid())
     command = [
         sys.executable,
         "-m",

@@ -21,21 +21,36 @@ def main() -> None:
 
 
 def _die_with_parent() -> None:
-    """SIGKILL this process when the parent thread that started it ends (Linux).
+    """Exit at once when the parent *process* ends (Linux: a pidfd becomes readable).
 
-    An actor busy in a loop never reads the EOF its dead parent leaves on the channel; without
-    this, a hard-killed mid-level actor would leave its children running as orphans.
+    An actor busy in a loop never reads the EOF its dead parent leaves on the channel;
+    without this, a hard-killed mid-level actor would leave its children running as orphans.
+    Not PR_SET_PDEATHSIG: it fires when the parent *thread* that forked exits, and trio forks
+    from a worker thread that exits after 10 s idle (that killed every actor after ~10 s).
     """
-    if not sys.platform.startswith("linux"):
+    expected = int(os.environ.pop("SUBINT_SPAWN_PARENT_PID", "0") or 0)
+    if not expected or not hasattr(os, "pidfd_open"):
         return
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before prctl took effect
+    try:
+        pidfd = os.pidfd_open(expected)
+    except ProcessLookupError:
+        os._exit(1)  # the parent is already gone
+    except OSError:
+        return  # no pidfd support here: rely on the channel's EOF
+    if os.getppid() != expected:  # it died before we watched
         os._exit(1)
+
+    def watch() -> None:
+        import select
+
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        poller.poll()
+        os._exit(1)
+
+    import threading
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 if __name__ == "__main__":

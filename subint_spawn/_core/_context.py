@@ -79,6 +79,7 @@ class Context:
         self._we_closed_stream = False
         self._peer_closed_stream = False
         self._ended: BaseException | None = None  # why no more items can come, if not a clean end
+        self._finished = False  # the context is over: nothing more can be sent either
         self._inbox_done = False
         self.cancel_requested = False  # by this side
 
@@ -108,12 +109,12 @@ class Context:
     async def _send_item(self, value: Any) -> None:
         if self._we_closed_stream:
             raise trio.ClosedResourceError("this side of the stream is closed")
-        if self._ended is not None or self._inbox_done:
+        if self._finished:
             raise trio.BrokenResourceError("the context has ended") from self._ended
         frame = self.channel.encode((m.STREAM, self.cid, value))  # TypeError here: nothing sent
         while self._credit == 0:
             await self._credit_arrived.wait()
-            if self._ended is not None or self._inbox_done:
+            if self._finished:  # woken by the end, not by credit
                 raise trio.BrokenResourceError("the context has ended") from self._ended
         self._credit -= 1
         await self.channel.send_frame(frame)
@@ -165,6 +166,7 @@ class Context:
         and any sender waiting for credit."""
         if error is not None and self._ended is None:
             self._ended = error
+        self._finished = True
         if not self._peer_closed_stream:
             self._peer_closed_stream = True
             self._inbox_send.send_nowait(_END)
@@ -178,6 +180,7 @@ class ParentContext(Context):
         super().__init__(channel, cid, peer_name)
         self._trusted = trusted
         self._started = trio.Event()
+        self._got_started = False  # ctx.started() arrived (vs. the context ending before it)
         self._first: Any = None
         self._done = trio.Event()
         self._result: Any = None
@@ -206,6 +209,7 @@ class ParentContext(Context):
 
     def _on_started(self, value: Any) -> None:
         self._first = value
+        self._got_started = True
         self._started.set()
 
     def _on_outcome(self, kind: str, payload: Any) -> None:
@@ -260,10 +264,12 @@ class ActorContext(Context):
             self.scope.cancel()
 
     def _cancel_from_peer(self) -> None:
+        # Only the scope: it interrupts every wait in the function (receive, credit) with
+        # trio.Cancelled.  Ending the stream here as well would make a send that has not hit
+        # its checkpoint yet fail with BrokenResourceError, turning a cancel into an error.
         self.cancelled_by_peer = True
         if self.scope is not None:
             self.scope.cancel()
-        self._end(None)
 
 
 

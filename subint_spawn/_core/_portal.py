@@ -106,7 +106,9 @@ class Portal:
             try:
                 await self.channel.send_frame(frame)
                 await ctx._started.wait()
-                if ctx._error is not None:  # it failed (or was cancelled) before ctx.started()
+                if not ctx._got_started and ctx._error is not None:
+                    # It failed (or was cancelled) before ctx.started().  After started, an
+                    # error is raised by the stream, after the items sent before it.
                     raise ctx._error
                 yield ctx, ctx._first
             except BaseException:
