@@ -16,7 +16,8 @@ __all__ = ["SubintActor", "spawn"]
 
 # An actor's trio loop answers the IPC "stop" in milliseconds; by the time the driver is asked
 # to kill, that has already failed, so its own cooperative step gets only a short window.
-ACTOR_KILL_POLICY = _driver.KillPolicy(grace=0.05, kill_bound=0.6)
+# kill_bound leaves room for a killed actor to reap its own children (ORPHAN_KILL_POLICY).
+ACTOR_KILL_POLICY = _driver.KillPolicy(grace=0.05, kill_bound=1.0)
 
 
 class SubintActor:
@@ -59,9 +60,13 @@ async def spawn(name: str, enable_modules: list[str], config: _driver.Config) ->
     parent_end, child_end = socket.socketpair()
     try:
         # A warm interpreter from this run's pool if one is idle (runtime already imported:
-        # ready in milliseconds), else a cold one.  Taking is synchronous and the interpreter
-        # is this actor's alone from here on; its teardown destroys it.
+        # ready in milliseconds), else one booted now under the pool's per-config bound on
+        # concurrent boots.  Either way the interpreter is this actor's alone from here on,
+        # and its teardown destroys it.  If booting that way failed, the plain way below
+        # reports the failure like any actor that cannot start.
         interp = _pool.take(config, name=name, policy=ACTOR_KILL_POLICY)
+        if interp is None:
+            interp = await _pool.boot(config, name=name, policy=ACTOR_KILL_POLICY)
         if interp is None:
             interp = await _driver.create(config, name=name, policy=ACTOR_KILL_POLICY)
     except BaseException:

@@ -373,6 +373,11 @@ def unpack_error(packed: tuple[str, str, str, bytes | None], where: str) -> Remo
     return error
 
 
+# Orphans already ignored (or never got) their supervisor's stop: a short cooperative step,
+# and the whole escalation well inside ACTOR_KILL_POLICY.kill_bound, which is how long this
+# interpreter's own parent waits for it.
+ORPHAN_KILL_POLICY = KillPolicy(grace=0.05, kill_bound=0.3)
+
 # Every Subinterpreter this interpreter created and has not destroyed: what
 # reap_orphans_blocking() reaps when this interpreter's own trio loop is gone.
 _LIVE: set[Subinterpreter] = set()
@@ -406,7 +411,7 @@ def reap_orphans_blocking() -> None:
     counting down to abandoning it.
     """
     orphans = [interp for interp in _LIVE if not interp._reaped and not interp._abandoned]
-    policy = KillPolicy()
+    policy = ORPHAN_KILL_POLICY
     running = [interp for interp in orphans if interp._thread is not None and interp._thread.is_alive()]
     for interp in running:
         interp._command(_guest.CANCEL)
