@@ -13,6 +13,7 @@ import threading
 
 import pytest
 import trio
+import trio.testing
 
 import subint_spawn
 from subint_spawn import BootstrapError, census
@@ -133,8 +134,15 @@ def test_pool_is_torn_down_when_the_run_ends() -> None:
             await subint_spawn.prewarm(1, "legacy")
             async with subint_spawn.open_nursery() as an:
                 seen.extend(await actor_interpreter_ids(an, 1, "isolated"))
+            await subint_spawn.prewarm(2, "isolated")  # the refill for the one taken landed
             seen.extend(idle_ids("isolated") + idle_ids("legacy"))
-            assert _pool.status("isolated").warming == 1  # the refill for the one taken
+            # End the run with a warm-up in flight: raise the level without waiting for it.
+            owner = _pool._owner(create=False)
+            assert owner is not None
+            owner.pools["isolated"].level = 3
+            owner.wake()
+            await trio.testing.wait_all_tasks_blocked()
+            assert _pool.status("isolated").warming == 1
 
     trio.run(main)
     assert census().interpreters == 0 and census().threads == 0 and census().abandoned == ()

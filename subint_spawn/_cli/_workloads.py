@@ -53,3 +53,11 @@ def spin_forever(host: str, port: int) -> None:
     x = 0
     while True:
         x += 1
+
+
+def interpreter_id() -> int:
+    """The id of the interpreter this runs in (0 in a process of its own)."""
+    import _interpreters
+
+    return int(_interpreters.get_current()[0])
+

@@ -134,11 +134,29 @@ def _destroy_blocking(interpreter_id: int) -> None:
         REGISTRY.interpreter_destroyed(interpreter_id)
 
 
+def _destroy_on_own_thread(interpreter_id: int) -> None:
+    """Finalizing runs the interpreter's own code (``atexit``, ``__del__``): on a fresh thread,
+    not on the trio cache thread that waits for it."""
+    failed: list[BaseException] = []
+
+    def destroy() -> None:
+        try:
+            _destroy_blocking(interpreter_id)
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=destroy, name="subint-destroy")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
 async def _destroy(interpreter_id: int) -> None:
     """Destroy an unused interpreter off the loop (milliseconds); shielded, never raises."""
     with trio.CancelScope(shield=True):
         try:
-            await trio.to_thread.run_sync(_destroy_blocking, interpreter_id)
+            await trio.to_thread.run_sync(_destroy_on_own_thread, interpreter_id)
         except Exception:
             log.exception("destroying warm interpreter %d failed", interpreter_id)
 
