@@ -61,7 +61,10 @@ class _Guard:
     """
 
     def __init__(self, control_fd: int) -> None:
-        self.control_fd = control_fd
+        # Our own duplicate: the parent's socket object may be closed under us (a killed
+        # parent interpreter is finalized while this one still runs), and a bare fd number
+        # can then be reused for anything else in the process.
+        self.control_fd = os.dup(control_fd)
         self.runner_ident = threading.get_ident()
         self.cancel_requested = False
         self.kill_requested = False
@@ -140,7 +143,9 @@ class _Guard:
                 continue
 
     def close(self) -> None:
+        """After :meth:`disarm` (the watchdog no longer uses the fds)."""
         os.close(self._stop_write)
+        os.close(self.control_fd)
 
 
 def _cancel_via_token(token: Any, scope: Any) -> None:
