@@ -64,13 +64,16 @@ class KillPolicy:
     ``grace``: the cooperative cancel's window (an idle trio actor honours it in ~10 ms).
     ``kill_bound``: after the grace, how long injected exceptions are retried (every
     ``inject_every``) before the thread is abandoned.  ``join_bound``: how long to wait for a
-    thread that already said it is done to actually end.
+    thread that already said it is done to actually end.  ``cleanup_bound``: how long a guest
+    that reported it is past its function and cleaning up (stopping its own children, joining
+    its threads) gets before it is abandoned; injections stop then, they could only hurt.
     """
 
     grace: float = 0.2
     kill_bound: float = 0.6
     inject_every: float = 0.05
     join_bound: float = 1.0
+    cleanup_bound: float = 10.0
 
 
 def interpreter_config(config: Config) -> Any:
@@ -113,6 +116,7 @@ class Subinterpreter:
         self._finished = False
         self._abandoned = False
         self._reaped = False
+        self._cleaning_up = False
 
     def __repr__(self) -> str:
         return f"<Subinterpreter id={self.id} {self.config} {self.name!r}>"
@@ -217,15 +221,28 @@ class Subinterpreter:
                 await self._exited.wait()
                 return self._ending()
             deadline = trio.current_time() + self.policy.kill_bound
-            while trio.current_time() < deadline:
+            while trio.current_time() < deadline and not self._guest_cleaning_up():
                 self._command(_guest.KILL)
                 with trio.move_on_after(min(self.policy.inject_every, deadline - trio.current_time())):
+                    await self._exited.wait()
+                    return self._ending()
+            if self._guest_cleaning_up():
+                with trio.move_on_after(self.policy.cleanup_bound):
                     await self._exited.wait()
                     return self._ending()
             if self._abandon("still running after cancel and injected exceptions (stuck in C?)"):
                 return "abandoned"
             await self._exited.wait()  # it finished in the last instant; the signal is queued
             return self._ending()
+
+    def _guest_cleaning_up(self) -> bool:
+        """Has the guest said its function is over (see ``_guest.CLEANING_UP``)?"""
+        if not self._cleaning_up:
+            try:
+                self._cleaning_up = _guest.CLEANING_UP in self._control.recv(64)
+            except (BlockingIOError, OSError):
+                pass
+        return self._cleaning_up
 
     def _command(self, command: bytes) -> None:
         try:
@@ -376,7 +393,7 @@ def unpack_error(packed: tuple[str, str, str, bytes | None], where: str) -> Remo
 # Orphans already ignored (or never got) their supervisor's stop: a short cooperative step,
 # and the whole escalation well inside ACTOR_KILL_POLICY.kill_bound, which is how long this
 # interpreter's own parent waits for it.
-ORPHAN_KILL_POLICY = KillPolicy(grace=0.05, kill_bound=0.3)
+ORPHAN_KILL_POLICY = KillPolicy(grace=0.05, kill_bound=0.3, cleanup_bound=5.0)
 
 # Every Subinterpreter this interpreter created and has not destroyed: what
 # reap_orphans_blocking() reaps when this interpreter's own trio loop is gone.
@@ -421,8 +438,11 @@ def reap_orphans_blocking() -> None:
         time.monotonic() < deadline
     ):
         for interp in running:
-            interp._command(_guest.KILL)
+            if not interp._guest_cleaning_up():
+                interp._command(_guest.KILL)
         _join_all(running, policy.inject_every)
+    cleaning = [i for i in running if i._thread is not None and i._thread.is_alive() and i._guest_cleaning_up()]
+    _join_all(cleaning, policy.cleanup_bound)
     for interp in orphans:
         interp._finish_blocking()
 

@@ -32,6 +32,9 @@ from typing import Any
 CANCEL = b"c"
 KILL = b"k"
 DUMP = b"d"
+#: Sent *to the parent* when the watchdog stops: the guest's function is over (returned, raised
+#: or was killed) and it is only cleaning up now; no injection can land any more.
+CLEANING_UP = b"u"
 
 # How long the guest waits for threads it started (trio's workers, the watchdog) to finish.
 THREAD_JOIN_BOUND = 1.0
@@ -94,8 +97,13 @@ class _Guard:
                 for command in commands:
                     self._obey(bytes((command,)))
         finally:
-            # Leaving = disarming: nothing can inject after this, so clear what is pending.
+            # Leaving = disarming: nothing can inject after this, so clear what is pending,
+            # and tell the parent to stop escalating and give the cleanup its time.
             _set_async_exc(self.runner_ident, None)
+            try:
+                os.write(self.control_fd, CLEANING_UP)
+            except OSError:
+                pass  # the parent is gone or not listening: nothing to tell
             os.close(self._stop_read)
 
     def _obey(self, command: bytes) -> None:
