@@ -18,7 +18,8 @@ Rules (see ai/warm-pool.md for the why):
   and never sees it again: the actor's teardown destroys it.  A used interpreter is never
   reused (its ``sys.modules``, ``__main__`` and module state would leak into the next actor).
 * **Spawns never wait for the pool.**  :func:`take` returns ``None`` when nothing is idle and
-  the spawn boots a cold interpreter instead; each take wakes the owner to refill.
+  the spawn boots an interpreter of its own with :func:`boot` (the same warm-up, at normal
+  priority, under the same per-config bound); each take wakes the owner to refill.
 """
 
 from __future__ import annotations
@@ -39,7 +40,16 @@ from .._exceptions import AbandonedInterpreterWarning, BootstrapError
 from . import _driver
 from ._census import REGISTRY, AbandonedInterpreter, now
 
-__all__ = ["BOOT_LIMITS", "WARM_UP_MODULES", "PoolStatus", "prewarm", "status", "take"]
+__all__ = [
+    "BOOT_LIMITS",
+    "WARM_UP_MODULES",
+    "PoolStatus",
+    "boot",
+    "prewarm",
+    "reap_idle_blocking",
+    "status",
+    "take",
+]
 
 log = logging.getLogger("subint_spawn.pool")
 
