@@ -368,7 +368,7 @@ class Subinterpreter:
         outcome, excinfo = raw
         if excinfo is not None:
             raise BootstrapError(
-                excinfo.type.__qualname__, excinfo.msg, excinfo.errdisplay or "", where=where
+                excinfo.type.__qualname__, excinfo.msg, getattr(excinfo, "errdisplay", None) or "", where=where
             )
         status, payload, _ = outcome
         if status == "ok":
