@@ -46,6 +46,7 @@ from .._exceptions import AbandonedInterpreterWarning, BootstrapError, Interpret
 from . import _guest
 from ._census import REGISTRY, AbandonedInterpreter, now
 from ._funcref import ref_of
+from ._handoff import Handoff
 
 __all__ = ["Config", "KillPolicy", "Subinterpreter", "Termination", "open_subinterpreter"]
 
@@ -105,16 +106,13 @@ class Subinterpreter:
         self._control, self._guest_control = socket.socketpair()
         self._control.setblocking(False)
         self._thread: threading.Thread | None = None
-        self._token: trio.lowlevel.TrioToken | None = None
         # Set when the thread has finished, or when we abandoned it: either way nobody in this
         # trio loop has anything left to wait for.
         self._exited = trio.Event()
         self._raw: Any = None
         self._termination: Termination | None = None
         # Guards the hand-off between "the thread finished" and "the parent gave up on it".
-        self._handoff = threading.Lock()
-        self._finished = False
-        self._abandoned = False
+        self._handoff = Handoff()
         self._reaped = False
         self._cleaning_up = False
 
@@ -156,7 +154,7 @@ class Subinterpreter:
                 f"arguments for {fn_ref[0]}.{fn_ref[1]} cannot cross into a subinterpreter: {exc}. "
                 "Pass picklable values (plain data, or instances of module-level classes)"
             ) from exc
-        self._token = trio.lowlevel.current_trio_token()
+        self._handoff.token = trio.lowlevel.current_trio_token()
         call_args = (self._guest_control.fileno(), fn_ref, arguments)
         self._thread = threading.Thread(
             target=self._thread_main,
@@ -179,17 +177,7 @@ class Subinterpreter:
         except BaseException as exc:  # the call itself failed: the interpreter is unusable
             self._raw = exc
         finally:
-            with self._handoff:
-                self._finished = True
-                abandoned = self._abandoned
-            if abandoned:
-                self._reap_in_thread()
-            else:
-                try:
-                    assert self._token is not None
-                    self._token.run_sync_soon(self._exited.set)
-                except trio.RunFinishedError:
-                    self._reap_in_thread()  # the parent's loop is gone: nobody else will reap
+            self._handoff.thread_done(self._exited.set, self._reap_in_thread)
             REGISTRY.thread_finished(id(threading.current_thread()))
 
     # -- wait and kill -----------------------------------------------------------------------
@@ -251,7 +239,7 @@ class Subinterpreter:
             pass  # buffer full or closed: the guest is already being told or is gone
 
     def _ending(self) -> Termination:
-        if self._abandoned:
+        if self._handoff.abandoned:
             return "abandoned"
         raw = self._raw
         if isinstance(raw, tuple) and raw[1] is None and raw[0][0] in ("cancelled", "killed"):
@@ -265,10 +253,8 @@ class Subinterpreter:
         With ``thread_stuck`` the hand-off decides: if the thread finished in the meantime it
         was not stuck after all and the caller reaps as usual (returns False).
         """
-        with self._handoff:
-            if thread_stuck and self._finished:
-                return False
-            self._abandoned = True
+        if not self._handoff.give_up(thread_stuck=thread_stuck):
+            return False
         self._exited.set()
         record = AbandonedInterpreter(self.id, self.thread_name, self.config, reason, now())
         REGISTRY.abandoned(record)
@@ -291,7 +277,7 @@ class Subinterpreter:
             await self._reap()
 
     async def _reap(self) -> None:
-        if self._reaped or self._abandoned:
+        if self._reaped or self._handoff.abandoned:
             return
         self._reaped = True
         if self._thread is not None:
@@ -340,7 +326,7 @@ class Subinterpreter:
 
     def _finish_blocking(self) -> None:
         """After :func:`reap_orphans_blocking`'s kill steps: abandon if still stuck, else reap."""
-        if self._reaped or self._abandoned:
+        if self._reaped or self._handoff.abandoned:
             return
         thread = self._thread
         if thread is not None:
@@ -354,7 +340,7 @@ class Subinterpreter:
     # -- results -------------------------------------------------------------------------------
 
     def _unpack(self) -> Any:
-        if not self._finished:
+        if not self._handoff.finished:
             raise InterpreterKilled("abandoned", f"{self.thread_name} is stuck; see census()")
         raw = self._raw
         where = f"subinterpreter {self.id} ({self.name})"
@@ -427,7 +413,7 @@ def reap_orphans_blocking() -> None:
     orphans go through the kill steps *together*: this runs while the actor's own parent is
     counting down to abandoning it.
     """
-    orphans = [interp for interp in _LIVE if not interp._reaped and not interp._abandoned]
+    orphans = [interp for interp in _LIVE if not interp._reaped and not interp._handoff.abandoned]
     policy = ORPHAN_KILL_POLICY
     running = [interp for interp in orphans if interp._thread is not None and interp._thread.is_alive()]
     for interp in running:

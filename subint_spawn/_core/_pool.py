@@ -39,6 +39,7 @@ import trio
 from .._exceptions import AbandonedInterpreterWarning, BootstrapError
 from . import _driver
 from ._census import REGISTRY, AbandonedInterpreter, now
+from ._handoff import Handoff
 
 __all__ = [
     "BOOT_LIMITS",
@@ -185,10 +186,8 @@ class _WarmUp:
         self.interpreter_id: int | None = None
         self.error: BaseException | None = None
         self.done = trio.Event()
-        self._token = trio.lowlevel.current_trio_token()
-        self._handoff = threading.Lock()
-        self._finished = False
-        self._abandoned = False
+        self._handoff = Handoff()
+        self._handoff.token = trio.lowlevel.current_trio_token()
         self.thread = threading.Thread(
             target=self._main, args=(tuple(sys.path),), name=f"subint-warm-{config}", daemon=True
         )
@@ -209,16 +208,7 @@ class _WarmUp:
         except BaseException as exc:
             self.error = exc
         finally:
-            with self._handoff:
-                self._finished = True
-                abandoned = self._abandoned
-            if abandoned:
-                self._destroy_in_thread()
-            else:
-                try:
-                    self._token.run_sync_soon(self.done.set)
-                except trio.RunFinishedError:
-                    self._destroy_in_thread()  # nobody is left to take or destroy it
+            self._handoff.thread_done(self.done.set, self._destroy_in_thread)
             REGISTRY.thread_finished(id(self.thread))
 
     def _destroy_in_thread(self) -> None:
@@ -236,9 +226,7 @@ class _WarmUp:
             with trio.move_on_after(WARM_UP_BOUND):
                 await self.done.wait()
             if not self.done.is_set():
-                with self._handoff:
-                    self._abandoned = not self._finished
-                if self._abandoned:
+                if self._handoff.give_up():
                     self._warn_abandoned()
                     return None
                 await self.done.wait()  # it finished in the last instant: the signal is queued
