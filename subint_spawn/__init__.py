@@ -2,6 +2,7 @@
 
 from ._core._census import census
 from ._core._context import Context, MsgStream
+from ._core._guards import ProcessStateError, SignalStateError
 from ._core._pool import prewarm
 from ._core._nursery import ActorNursery, current_spawn_backend, open_nursery, set_spawn_backend
 from ._core._portal import Portal
@@ -33,9 +34,11 @@ __all__ = [
     "ChannelClosed",
     "ContextCancelled",
     "InterpreterKilled",
+    "ProcessStateError",
     "ProtocolError",
     "RemoteActorError",
     "RemoteError",
+    "SignalStateError",
     "StreamOverrun",
     "SubintSpawnError",
     "census",

@@ -294,7 +294,9 @@ def run_guarded(
     can stop it).  Returns the outcome as plain data and never raises.
     """
     from ._funcref import is_async_function, resolve
+    from ._guards import actor_label, install_process_guards
 
+    install_process_guards(actor_label(fn_ref, arguments))
     guard = _Guard(control_fd)
     guard.watchdog.start()
     status: str

@@ -1,0 +1,223 @@
+"""Process-global state is sacred: an actor cannot change the parent's cwd, environment, signal
+handling, stdio or process title, and every refusal says why (``_core/_guards.py``).
+
+Backend notes: on ``subint`` every actor shares this process, so the guards are what protects
+the parent.  On ``trio`` an actor is a child process and could not hurt the parent anyway; the
+same guards are meant to be installed there so code behaves the same on both backends -- while
+the ``trio`` child does not install them, the tests that need them are marked xfail at run time.
+Tests named ``..._subint_only`` are about hazards that exist only inside a shared process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import subint_spawn
+from subint_spawn import RemoteActorError
+
+from . import state_samples as s
+from .helpers import BOUND, open_test_nursery
+
+PARENT_VAR = "SUBINT_SPAWN_TEST_PARENT_VAR"
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    cwd: str
+    environ: tuple[tuple[str, str], ...]
+    c_getenv: bytes | None
+    handlers: tuple[tuple[int, object], ...]
+    stdio: tuple[tuple[int, int, int, bool] | None, ...]
+    comm: str
+    cmdline: bytes
+
+
+def _c_getenv(name: str) -> bytes | None:
+    libc = ctypes.CDLL(None)
+    libc.getenv.restype = ctypes.c_char_p
+    value: bytes | None = libc.getenv(name.encode())
+    return value
+
+
+def _stdio(fd: int) -> tuple[int, int, int, bool] | None:
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return None
+    return (fd, info.st_dev, info.st_ino, os.get_blocking(fd))
+
+
+def process_state() -> ProcessState:
+    """What an actor must never change, read in the parent (the C environment included: the
+    parent's ``os.environ`` dict would not notice an actor's ``putenv``)."""
+    handlers = []
+    for sig in sorted(signal.valid_signals()):
+        try:
+            handlers.append((int(sig), signal.getsignal(sig)))
+        except (OSError, ValueError):
+            continue
+    return ProcessState(
+        cwd=os.getcwd(),
+        environ=tuple(sorted((k, v) for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST")),
+        c_getenv=_c_getenv(s.ENV_NAME),
+        handlers=tuple(handlers),
+        stdio=tuple(_stdio(fd) for fd in (0, 1, 2)),
+        comm=Path("/proc/self/comm").read_text(),
+        cmdline=Path("/proc/self/cmdline").read_bytes(),
+    )
+
+
+def without_sigint(state: ProcessState) -> ProcessState:
+    """While an actor nursery is open in the main thread it handles Ctrl-C itself."""
+    return replace(state, handlers=tuple(h for h in state.handlers if h[0] != signal.SIGINT))
+
+
+@pytest.fixture
+def restore_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Undoes what a broken guard let through, so one failure does not poison the tests after
+    it.  (The state is read inside each test: trio's own SIGINT handler is in place there.)"""
+    monkeypatch.setenv(PARENT_VAR, "from-the-parent")
+    monkeypatch.chdir(os.getcwd())
+    yield
+    os.unsetenv(s.ENV_NAME)
+    if os.environ.get(PARENT_VAR) is None:
+        os.environ[PARENT_VAR] = "from-the-parent"  # monkeypatch then restores the original
+
+
+def refused_calls(tmp_path: Path) -> list[tuple[Any, dict[str, Any], str, str]]:
+    """(function, kwargs, error class, what the message must mention)."""
+    where = str(tmp_path)
+    return [
+        (s.try_chdir, {"path": where}, "ProcessStateError", "absolute paths"),
+        (s.try_fchdir, {"path": where}, "ProcessStateError", "absolute paths"),
+        (s.try_posix_chdir, {"path": where}, "ProcessStateError", "absolute paths"),
+        (s.try_environ_write, {}, "ProcessStateError", "env="),
+        (s.try_putenv, {}, "ProcessStateError", "env="),
+        (s.try_environ_delete, {"name": PARENT_VAR}, "ProcessStateError", "env="),
+        (s.try_fork, {}, "ProcessStateError", "subprocess"),
+        (s.try_posix_fork, {}, "ProcessStateError", "subprocess"),
+        (s.try_forkpty, {}, "ProcessStateError", "subprocess"),
+        (s.try_signal_handler, {}, "SignalStateError", "cancellation"),
+        (s.try_set_wakeup_fd, {}, "SignalStateError", "cancellation"),
+        (s.try_alarm, {}, "SignalStateError", "trio.sleep"),
+        (s.try_close_stdout, {}, "ProcessStateError", "sys.stdout"),
+        (s.try_closerange_stdio, {}, "ProcessStateError", "sys.stdout"),
+        (s.try_dup2_onto_stderr, {}, "ProcessStateError", "sys.stdout"),
+        (s.try_set_stdout_nonblocking, {}, "ProcessStateError", "sys.stdout"),
+    ]
+
+
+async def require_guards(portal: subint_spawn.Portal, spawn_backend: str) -> None:
+    installed = await portal.run(s.guards_installed)
+    if installed is None and spawn_backend == "trio":
+        pytest.xfail("trio-backend children do not install the process guards yet (_trio_child.py)")
+    assert installed == portal.actor_name
+
+
+async def test_guarded_operations_raise_a_clear_error(
+    spawn_backend: str, subint_config: str, restore_state: None, tmp_path: Path
+) -> None:
+    problems: list[str] = []
+    before = process_state()
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("meddler", enable_modules=["tests.state_samples"])
+            await require_guards(portal, spawn_backend)
+            for fn, kwargs, error, hint in refused_calls(tmp_path):
+                try:
+                    result = await portal.run(fn, **kwargs)
+                except RemoteActorError as exc:
+                    if exc.remote_type != f"subint_spawn.{error}":
+                        problems.append(f"{fn.__name__}: raised {exc.remote_type}: {exc.remote_message}")
+                    elif "'meddler'" not in exc.remote_message or hint not in exc.remote_message:
+                        problems.append(f"{fn.__name__}: unclear message: {exc.remote_message}")
+                else:
+                    problems.append(f"{fn.__name__}: went through ({result!r})")
+    assert problems == []
+    assert process_state() == before
+
+
+async def test_the_parent_process_state_is_unchanged(
+    spawn_backend: str, subint_config: str, restore_state: None, tmp_path: Path
+) -> None:
+    # Whatever each attempt does (refused, or kept inside a child process), the parent sees
+    # nothing of it; renaming the actor's own thread included.
+    before = process_state()
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("meddler", enable_modules=["tests.state_samples"])
+            for fn, kwargs, _, _ in refused_calls(tmp_path):
+                try:
+                    await portal.run(fn, **kwargs)
+                except RemoteActorError:
+                    pass
+            assert await portal.run(s.rename_own_thread, name="renamed-actor") == "renamed-actor"
+            assert without_sigint(process_state()) == without_sigint(before)  # actor still running
+    assert process_state() == before
+
+
+async def test_environment_reads_work(spawn_backend: str, subint_config: str, restore_state: None) -> None:
+    before = process_state()
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("reader", enable_modules=["tests.state_samples"])
+            assert await portal.run(s.read_environ, name=PARENT_VAR) == "from-the-parent"
+            assert await portal.run(s.allowed_fd_work) == "ok"
+    assert process_state() == before
+
+
+async def test_refusing_signal_handlers_stays_a_value_error(spawn_backend: str, subint_config: str) -> None:
+    # CPython raises ValueError for signal.signal outside the main interpreter, and trio's
+    # main-thread probe catches exactly that; the guard's clearer error must keep the type.
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("prober", enable_modules=["tests.state_samples"])
+            await require_guards(portal, spawn_backend)
+            assert await portal.run(s.signal_refusal_is_value_error) is True
+
+
+async def test_process_title_modules_are_refused(spawn_backend: str, subint_config: str) -> None:
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("titler", enable_modules=["tests.state_samples"])
+            await require_guards(portal, spawn_backend)
+            with pytest.raises(RemoteActorError) as caught:
+                await portal.run(s.try_import_setproctitle)
+    assert caught.value.remote_type == "ImportError"
+    assert "renames the process" in caught.value.remote_message
+
+
+async def test_fork_is_refused_in_both_configs_subint_only(subint_config: str, restore_state: None) -> None:
+    # isolated interpreters refuse fork by config (allow_fork=False); legacy ones allow it, and
+    # the forked child dies in a fatal error.  The guard refuses it the same way in both.
+    before = process_state()
+    with trio.fail_after(BOUND):
+        async with subint_spawn.open_nursery(config=subint_config) as an:  # type: ignore[arg-type]
+            portal = await an.start_actor("forker", enable_modules=["tests.state_samples"])
+            for fn in (s.try_fork, s.try_posix_fork, s.try_forkpty):
+                with pytest.raises(RemoteActorError) as caught:
+                    await portal.run(fn)
+                assert caught.value.remote_type == "subint_spawn.ProcessStateError"
+                assert isinstance(caught.value.__cause__, subint_spawn.ProcessStateError)
+    assert process_state() == before
+
+
+async def test_ending_the_process_is_refused_subint_only(subint_config: str) -> None:
+    # Without the guard, this test run would end right here.
+    with trio.fail_after(BOUND):
+        async with subint_spawn.open_nursery(config=subint_config) as an:  # type: ignore[arg-type]
+            portal = await an.start_actor("quitter", enable_modules=["tests.state_samples"])
+            for fn in (s.try_exit_process, s.try_abort_process):
+                with pytest.raises(RemoteActorError) as caught:
+                    await portal.run(fn)
+                assert caught.value.remote_type == "subint_spawn.ProcessStateError"
+                assert "end the process" in caught.value.remote_message
