@@ -8,8 +8,11 @@ Options:
     comma lists likewise.  Default ``isolated``.
 ``--subint-leak-check``  (or ini ``subint_leak_check = true``) fail any test after which OS
     threads, subinterpreters or fds are not back to what they were before it.
-``--subint-hang-dir=DIR``  (ini ``subint_hang_dir``; default ``.pytest-hangs``) where every
-    thread's stack is written when a test runs past 90% of its pytest-timeout.
+``--subint-hang-dir=DIR``  (ini ``subint_hang_dir``; default ``.pytest-hangs``) where stacks
+    are written when a test runs past 90% of its pytest-timeout: ``<test id>.txt`` has every
+    thread of the test process (faulthandler, written even if the process is wedged), and
+    ``<test id>.actors.txt`` every live actor's threads by actor name, nested actors included
+    (collected from a helper thread, so a stuck trio loop does not stop it).
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 The same actor runtime as ``subint``, reached over a socket pair whose child end is passed
 with ``pass_fds``; messages are msgpack (bytes from another process are never unpickled).  Hard
 stop is SIGKILL, which always works -- the price is a whole Python process per actor.
+
+Each child also gets a second socket pair, for stack dumps only: a daemon thread in the child
+answers on it (:func:`.._core._stacks.serve_dumps`), so its stacks can be had while its trio
+loop is stuck, without signals, and without touching the message channel.
 """
 
 from __future__ import annotations
@@ -18,20 +22,24 @@ import trio
 
 from .._core._channel import Channel
 from .._core._codec import MsgpackCodec
+from .._core._stacks import ControlLink, DumpTarget, control_socketpair
 from .._exceptions import RemoteActorError
 
-__all__ = ["ProcessActor", "spawn"]
+__all__ = ["ProcessActor", "dump_targets", "spawn"]
 
 PATH_ENV = "SUBINT_SPAWN_SYS_PATH"
+DUMP_FD_ENV = "SUBINT_SPAWN_DUMP_FD"
 REAP_BOUND = 5.0
 
 
 class ProcessActor:
-    def __init__(self, name: str, process: trio.Process, channel: Channel) -> None:
+    def __init__(self, name: str, process: trio.Process, channel: Channel, dumps: ControlLink) -> None:
         self.name = name
         self.process = process
         self.channel = channel
+        self.dumps = dumps
         self._killed = False
+        _LIVE.add(self)
 
     def ready(self) -> None:
         pass  # the child end was closed right after the child was started
@@ -53,6 +61,8 @@ class ProcessActor:
         return "killed"
 
     async def reap(self) -> BaseException | None:
+        _LIVE.discard(self)
+        self.dumps.close()
         self.channel.close_now()
         with trio.CancelScope(shield=True):
             with trio.move_on_after(REAP_BOUND):
@@ -67,11 +77,25 @@ class ProcessActor:
         return RemoteActorError("ProcessExited", f"actor process {how}", "", where=self.name)
 
 
+# Process actors spawned from this interpreter and not yet reaped: whom dump_stacks asks.
+_LIVE: set[ProcessActor] = set()
+
+
+def dump_targets() -> list[DumpTarget]:
+    return [
+        DumpTarget(f"actor {actor.name!r} (process {actor.process.pid}, trio backend)", actor.dumps)
+        for actor in sorted(list(_LIVE), key=lambda a: a.process.pid)
+        if actor.process.returncode is None
+    ]
+
+
 async def spawn(name: str, enable_modules: list[str], config: str) -> ProcessActor:
     del config  # interpreter configs mean nothing to a subprocess
     parent_end, child_end = socket.socketpair()
+    dump_end, child_dump_end = control_socketpair()
     env = dict(os.environ)
     env[PATH_ENV] = json.dumps(sys.path)
+    env[DUMP_FD_ENV] = str(child_dump_end.fileno())
     env["SUBINT_SPAWN_PARENT_PID"] = str(os.getpid())
     command = [
         sys.executable,
@@ -83,12 +107,17 @@ async def spawn(name: str, enable_modules: list[str], config: str) -> ProcessAct
     ]
     try:
         process = await trio.lowlevel.open_process(
-            command, pass_fds=(child_end.fileno(),), env=env, stdin=subprocess.DEVNULL
+            command,
+            pass_fds=(child_end.fileno(), child_dump_end.fileno()),
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
     except BaseException:
         parent_end.close()
+        dump_end.close()
         raise
     finally:
-        child_end.close()  # the child has its own copy now (or there is no child)
+        child_end.close()  # the child has its own copies now (or there is no child)
+        child_dump_end.close()
     channel = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(parent_end)), MsgpackCodec())
-    return ProcessActor(name, process, channel)
+    return ProcessActor(name, process, channel, ControlLink(dump_end))

@@ -13,6 +13,7 @@ def main() -> None:
     if path:
         sys.path[:] = json.loads(path)
     _die_with_parent()
+    _answer_stack_dumps()
     import trio
 
     from .._core._actor import actor_main
@@ -51,6 +52,26 @@ def _die_with_parent() -> None:
     import threading
 
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _answer_stack_dumps() -> None:
+    """Serve the parent's stack-dump requests from a daemon thread of this process.
+
+    A thread, not a signal handler: it answers while the main thread is stuck anywhere that
+    releases the GIL (a wedged trio loop, a blocking call, a pure-Python loop), and it also
+    asks this process's own actors, which a faulthandler signal dump could not.  It ends with
+    the process; the parent closes its end when it reaps us.
+    """
+    fd = int(os.environ.pop("SUBINT_SPAWN_DUMP_FD", "-1") or -1)
+    if fd < 0:
+        return
+    import socket
+    import threading
+
+    from .._core._stacks import serve_dumps
+
+    sock = socket.socket(fileno=fd)
+    threading.Thread(target=serve_dumps, args=(sock,), name="stack-dump-server", daemon=True).start()
 
 
 if __name__ == "__main__":

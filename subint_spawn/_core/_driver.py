@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import socket
 import sys
 import threading
 import time
@@ -45,6 +44,7 @@ import trio
 from .._exceptions import AbandonedInterpreterWarning, BootstrapError, InterpreterKilled, RemoteError
 from . import _guest
 from ._census import REGISTRY, AbandonedInterpreter, now
+from ._stacks import ControlLink, DumpTarget, control_socketpair
 from ._funcref import ref_of
 from ._handoff import Handoff
 
@@ -103,8 +103,10 @@ class Subinterpreter:
         self.config = config
         self.name = name
         self.policy = policy
-        self._control, self._guest_control = socket.socketpair()
-        self._control.setblocking(False)
+        # The parent's end is read by one ControlLink only: the kill path's "cleaning up?" and
+        # stack dumps share it without eating each other's records (see _stacks).
+        self._control, self._guest_control = control_socketpair()
+        self._link = ControlLink(self._control)
         self._thread: threading.Thread | None = None
         # Set when the thread has finished, or when we abandoned it: either way nobody in this
         # trio loop has anything left to wait for.
@@ -114,7 +116,6 @@ class Subinterpreter:
         # Guards the hand-off between "the thread finished" and "the parent gave up on it".
         self._handoff = Handoff()
         self._reaped = False
-        self._cleaning_up = False
 
     def __repr__(self) -> str:
         return f"<Subinterpreter id={self.id} {self.config} {self.name!r}>"
@@ -225,18 +226,10 @@ class Subinterpreter:
 
     def _guest_cleaning_up(self) -> bool:
         """Has the guest said its function is over (see ``_guest.CLEANING_UP``)?"""
-        if not self._cleaning_up:
-            try:
-                self._cleaning_up = _guest.CLEANING_UP in self._control.recv(64)
-            except (BlockingIOError, OSError):
-                pass
-        return self._cleaning_up
+        return self._link.cleaning_up()
 
     def _command(self, command: bytes) -> None:
-        try:
-            self._control.send(command)
-        except OSError:
-            pass  # buffer full or closed: the guest is already being told or is gone
+        self._link.send(command)  # if it cannot go, the guest is already being told or is gone
 
     def _ending(self) -> Termination:
         if self._handoff.abandoned:
@@ -319,7 +312,7 @@ class Subinterpreter:
         except _interpreters.InterpreterNotFoundError:
             pass
         finally:
-            self._control.close()
+            self._link.close()
             self._guest_control.close()
             REGISTRY.interpreter_destroyed(self.id)
             _LIVE.discard(self)
@@ -431,6 +424,20 @@ def reap_orphans_blocking() -> None:
     _join_all(cleaning, policy.cleanup_bound)
     for interp in orphans:
         interp._finish_blocking()
+
+
+def dump_targets() -> list[DumpTarget]:
+    """This interpreter's subinterpreters whose function is running (abandoned ones included)."""
+    targets = []
+    for interp in sorted(list(_LIVE), key=lambda i: i.id):
+        thread = interp._thread
+        if thread is None or not thread.is_alive():
+            continue
+        label = f"actor {interp.name!r} (subinterpreter {interp.id}, {interp.config}"
+        label += ", abandoned)" if interp._handoff.abandoned else ")"
+        note = "its function has ended; it is cleaning up" if interp._link.cleaning_up() else ""
+        targets.append(DumpTarget(label, interp._link, note))
+    return targets
 
 
 def _join_all(interps: list[Subinterpreter], timeout: float) -> None:

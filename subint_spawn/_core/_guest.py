@@ -10,8 +10,11 @@ of a control socket pair whose other end the parent holds, and acts from inside:
 * ``KILL``   -- inject :class:`KilledByWatchdog` into the runner thread.  The parent only sends
   this after the cooperative step had its grace period: injected while the runner is inside
   trio's scheduler (rather than user code) it can leave trio half torn down.
-* ``DUMP``   -- format every thread's stack of this interpreter and write it back on the
-  control socket, NUL-terminated (``faulthandler`` cannot load in isolated interpreters).
+* ``DUMP``   -- (with a request id and a time budget) format every thread's stack of this
+  interpreter, ask this interpreter's own live actors for theirs, and send it all back as
+  ``DUMP_REPLY`` records (``faulthandler`` cannot load in isolated interpreters).  A helper
+  thread does the work, so the watchdog stays free to obey a KILL meanwhile.  The record
+  format is in :mod:`._stacks`.
 
 :func:`run_guarded` is the only entry point; the parent runs it with ``_interpreters.call`` on a
 dedicated thread.  It never raises: the outcome comes back as a small tuple of plain data, so a
@@ -24,8 +27,10 @@ import ctypes
 import os
 import pickle
 import select
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +43,11 @@ CLEANING_UP = b"u"
 
 # How long the guest waits for threads it started (trio's workers, the watchdog) to finish.
 THREAD_JOIN_BOUND = 1.0
+# How long the watchdog, on its way out, tries to get CLEANING_UP into a full control socket.
+_NOTICE_BOUND = 1.0
+# Beyond its budget, how long a dump helper may take (formatting and sending) before the
+# exiting watchdog stops waiting for it.
+_DUMP_HELPER_SLACK = 2.0
 
 Outcome = tuple[str, Any, tuple[tuple[str, bool], ...]]
 """``(status, payload, leftover_threads)``; status is ok, error, cancelled or killed."""
@@ -64,10 +74,14 @@ class _Guard:
     """
 
     def __init__(self, control_fd: int) -> None:
+        from . import _stacks  # loaded with the package already; bound here, not at exit time
+
+        self._stacks = _stacks
         # Our own duplicate: the parent's socket object may be closed under us (a killed
         # parent interpreter is finalized while this one still runs), and a bare fd number
         # can then be reused for anything else in the process.
-        self.control_fd = os.dup(control_fd)
+        self.control = socket.socket(fileno=os.dup(control_fd))
+        self.control_fd = self.control.fileno()
         self.runner_ident = threading.get_ident()
         self.cancel_requested = False
         self.kill_requested = False
@@ -76,6 +90,8 @@ class _Guard:
         self.trio_state: tuple[Any, Any] | None = None
         self._stop_read, self._stop_write = os.pipe()
         self.watchdog = threading.Thread(target=self._watch, name="subint-watchdog")
+        # Dump helpers still running, with the time by which each should be done.
+        self._dumpers: list[tuple[threading.Thread, float]] = []
 
     # -- watchdog thread -------------------------------------------------------------------
 
@@ -91,19 +107,21 @@ class _Guard:
                 ready = {fd for fd, _ in poller.poll()}
                 if self._stop_read in ready:
                     return
-                commands = os.read(self.control_fd, 64)
-                if not commands:  # parent closed its end: nothing more can arrive
+                record = self.control.recv(64)
+                if not record:  # parent closed its end: nothing more can arrive
                     return
-                for command in commands:
+                if record[:1] == DUMP:  # one record per command on the parent's socket
+                    self._start_dump(record)
+                    continue
+                for command in record:  # a stream socket (tests) may run commands together
                     self._obey(bytes((command,)))
         finally:
             # Leaving = disarming: nothing can inject after this, so clear what is pending,
             # and tell the parent to stop escalating and give the cleanup its time.
             _set_async_exc(self.runner_ident, None)
-            try:
-                os.write(self.control_fd, CLEANING_UP)
-            except OSError:
-                pass  # the parent is gone or not listening: nothing to tell
+            self._stacks.send_record(self.control, CLEANING_UP, time.monotonic() + _NOTICE_BOUND)
+            for dumper, done_by in self._dumpers:
+                dumper.join(max(0.0, done_by - time.monotonic()))
             os.close(self._stop_read)
 
     def _obey(self, command: bytes) -> None:
@@ -115,8 +133,28 @@ class _Guard:
         elif command == KILL:
             self.kill_requested = True
             _set_async_exc(self.runner_ident, KilledByWatchdog)
-        elif command == DUMP:
-            _write_all(self.control_fd, format_stacks().encode("utf-8", "replace") + b"\0")
+
+    def _start_dump(self, record: bytes) -> None:
+        request = self._stacks.parse_dump_request(record)
+        if request is None:
+            return
+        request_id, budget = request
+        self._dumpers = [(t, done_by) for t, done_by in self._dumpers if t.is_alive()]
+        dumper = threading.Thread(target=self._dump, args=(request_id, budget), name="subint-stack-dump")
+        self._dumpers.append((dumper, time.monotonic() + budget + _DUMP_HELPER_SLACK))
+        dumper.start()
+
+    def _dump(self, request_id: int, budget: float) -> None:
+        assert self.watchdog.ident is not None
+        try:
+            text = self._stacks.render_here(
+                budget,
+                labels={self.runner_ident: "runner"},
+                skip={self.watchdog.ident, threading.get_ident()},
+            )
+        except Exception as exc:  # the parent must hear about it, not wait out its timeout
+            text = f"(formatting this interpreter's stacks failed: {exc!r})\n"
+        self._stacks.send_dump_reply(self.control, request_id, text, time.monotonic() + 1.0)
 
     # -- runner thread -----------------------------------------------------------------------
 
@@ -151,9 +189,9 @@ class _Guard:
                 continue
 
     def close(self) -> None:
-        """After :meth:`disarm` (the watchdog no longer uses the fds)."""
+        """After :meth:`disarm` (the watchdog and its dump helpers no longer use the fds)."""
         os.close(self._stop_write)
-        os.close(self.control_fd)
+        self.control.close()
 
 
 def _cancel_via_token(token: Any, scope: Any) -> None:
@@ -163,26 +201,6 @@ def _cancel_via_token(token: Any, scope: Any) -> None:
         token.run_sync_soon(scope.cancel)
     except trio.RunFinishedError:
         pass  # the guest's trio loop already ended: nothing left to cancel
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def format_stacks() -> str:
-    """Every thread of *this* interpreter, innermost frame last, like faulthandler prints them."""
-    import traceback
-
-    names = {thread.ident: thread.name for thread in threading.enumerate()}
-    parts = []
-    for ident, frame in sys._current_frames().items():
-        name = names.get(ident, "runner" if ident == threading.get_ident() else "?")
-        stack = "".join(traceback.format_stack(frame))
-        parts.append(f"Thread {ident:#x} ({name}):\n{stack}")
-    return "\n".join(parts)
 
 
 def pack_error(exc: BaseException) -> tuple[str, str, str, bytes | None]:
