@@ -19,17 +19,16 @@ from . import samples
 
 
 @pytest.fixture(params=["pickle", "msgpack"])
-async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Channel, trio.SocketStream]]:
-    """A channel and the raw stream at the other end of its socket pair."""
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Channel, socket.socket]]:
+    """A channel and the raw socket at the other end of its socket pair."""
     left, right = socket.socketpair()
-    channel = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(left)), get_codec(request.param), max_frame=1024)
-    raw = trio.SocketStream(trio.socket.from_stdlib_socket(right))
-    yield channel, raw
+    channel = Channel(left, get_codec(request.param), max_frame=1024)
+    yield channel, right
     await channel.aclose()
-    await raw.aclose()
+    right.close()
 
 
-async def test_messages_round_trip(pair: tuple[Channel, trio.SocketStream]) -> None:
+async def test_messages_round_trip(pair: tuple[Channel, socket.socket]) -> None:
     channel, raw = pair
     other = Channel(raw, channel.codec)
     with trio.fail_after(5):
@@ -39,25 +38,25 @@ async def test_messages_round_trip(pair: tuple[Channel, trio.SocketStream]) -> N
         assert list(await channel.receive()) == ["return", 1, [1, 2, 3]]
 
 
-async def test_frame_announcing_more_than_the_limit_is_a_protocol_error(pair: tuple[Channel, trio.SocketStream]) -> None:
+async def test_frame_announcing_more_than_the_limit_is_a_protocol_error(pair: tuple[Channel, socket.socket]) -> None:
     channel, raw = pair
     with trio.fail_after(5):
-        await raw.send_all(struct.pack(">I", 10**9))
+        raw.sendall(struct.pack(">I", 10**9))
         with pytest.raises(ProtocolError, match="limit 1024"):
             await channel.receive()
         with pytest.raises(ChannelClosed):
             await channel.receive()  # closed: no way to find the next frame
 
 
-async def test_undecodable_frame_is_a_protocol_error(pair: tuple[Channel, trio.SocketStream]) -> None:
+async def test_undecodable_frame_is_a_protocol_error(pair: tuple[Channel, socket.socket]) -> None:
     channel, raw = pair
     with trio.fail_after(5):
-        await raw.send_all(struct.pack(">I", 3) + b"\xc1\xff\x00")
+        raw.sendall(struct.pack(">I", 3) + b"\xc1\xff\x00")
         with pytest.raises(ProtocolError, match="undecodable"):
             await channel.receive()
 
 
-async def test_unencodable_value_fails_in_the_sender_and_the_channel_lives(pair: tuple[Channel, trio.SocketStream]) -> None:
+async def test_unencodable_value_fails_in_the_sender_and_the_channel_lives(pair: tuple[Channel, socket.socket]) -> None:
     channel, raw = pair
     other = Channel(raw, channel.codec)
     with trio.fail_after(5):
@@ -69,11 +68,11 @@ async def test_unencodable_value_fails_in_the_sender_and_the_channel_lives(pair:
         assert list(await other.receive()) == ["return", 2, "ok"]
 
 
-async def test_end_of_stream_and_truncated_frames_are_channel_closed(pair: tuple[Channel, trio.SocketStream]) -> None:
+async def test_end_of_stream_and_truncated_frames_are_channel_closed(pair: tuple[Channel, socket.socket]) -> None:
     channel, raw = pair
     with trio.fail_after(5):
-        await raw.send_all(struct.pack(">I", 100) + b"partial")
-        await raw.aclose()
+        raw.sendall(struct.pack(">I", 100) + b"partial")
+        raw.close()
         with pytest.raises(ChannelClosed):
             await channel.receive()
 

@@ -81,5 +81,5 @@ async def spawn(name: str, enable_modules: list[str], config: _driver.Config) ->
         with trio.CancelScope(shield=True):
             await interp.aclose()
         raise
-    channel = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(parent_end)), PickleCodec())
+    channel = Channel(parent_end, PickleCodec())
     return SubintActor(name, interp, channel, child_end)

@@ -84,7 +84,7 @@ _LIVE: set[ProcessActor] = set()
 def dump_targets() -> list[DumpTarget]:
     return [
         DumpTarget(f"actor {actor.name!r} (process {actor.process.pid}, trio backend)", actor.dumps)
-        for actor in sorted(list(_LIVE), key=lambda a: a.process.pid)
+        for actor in sorted(_LIVE, key=lambda a: a.process.pid)
         if actor.process.returncode is None
     ]
 
@@ -119,5 +119,5 @@ async def spawn(name: str, enable_modules: list[str], config: str) -> ProcessAct
     finally:
         child_end.close()  # the child has its own copies now (or there is no child)
         child_dump_end.close()
-    channel = Channel(trio.SocketStream(trio.socket.from_stdlib_socket(parent_end)), MsgpackCodec())
+    channel = Channel(parent_end, MsgpackCodec())
     return ProcessActor(name, process, channel, ControlLink(dump_end))

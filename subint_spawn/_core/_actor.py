@@ -30,6 +30,9 @@ __all__ = ["actor_main"]
 
 log = logging.getLogger("subint_spawn.actor")
 
+# How long an ending actor keeps trying to hand its last queued messages to a slow parent.
+_FINAL_FLUSH_BOUND = 1.0
+
 _REFUSED_HINT = (
     " -- this extension module does not support isolated subinterpreters; "
     "spawn the actor with config='legacy' (shared GIL) or use the 'trio' backend"
@@ -52,7 +55,18 @@ async def actor_main(
     set_default_config(config)  # type: ignore[arg-type]
     channel = channel_from_fd(fd, get_codec(codec), dup=dup)
     try:
-        await _Actor(name, channel).serve(enable_modules)
+        async with trio.open_nursery() as writer:
+            writer.start_soon(channel.run_writer)
+            try:
+                await _Actor(name, channel).serve(enable_modules)
+            finally:
+                writer.cancel_scope.cancel()
+                # The last answers may still be queued: they are what the parent waits for.
+                with trio.CancelScope(shield=True), trio.move_on_after(_FINAL_FLUSH_BOUND):
+                    try:
+                        await channel.flush()
+                    except ChannelClosed:
+                        pass
     finally:
         channel.close_now()
 

@@ -15,7 +15,7 @@ beyond its credit ignored the protocol: :class:`StreamOverrun`, and the context 
 
 from __future__ import annotations
 
-import math
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -70,7 +70,10 @@ class Context:
         self.channel = channel
         self.cid = cid
         self.peer_name = peer_name
-        self._inbox_send, self._inbox = trio.open_memory_channel[Any](math.inf)
+        # Items delivered by the receive loop, not consumed yet (bounded by the credit
+        # window), and the consumers waiting for one.
+        self._inbox: deque[Any] = deque()
+        self._inbox_waiters = trio.lowlevel.ParkingLot()
         self._buffered = 0
         self._unacknowledged = 0  # consumed, credit not yet returned
         self._credit = WINDOW
@@ -117,15 +120,16 @@ class Context:
             if self._finished:  # woken by the end, not by credit
                 raise trio.BrokenResourceError("the context has ended") from self._ended
         self._credit -= 1
-        await self.channel.send_frame(frame)
+        await self.channel.send_frame(frame, batch=True)
 
     async def _receive_item(self) -> Any:
         if not self._inbox_done:
-            try:
-                item = self._inbox.receive_nowait()  # no scheduler pass while items wait
-            except trio.WouldBlock:
-                item = await self._inbox.receive()
+            await trio.lowlevel.checkpoint_if_cancelled()  # no scheduler pass while items wait
+            while not self._inbox:
+                await self._inbox_waiters.park()
+            item = self._inbox.popleft()
             if item is _END:
+                self._inbox.appendleft(_END)  # for any other consumer of this stream
                 self._inbox_done = True
         if self._inbox_done:  # every receive after the end ends the same way
             if self._ended is not None:
@@ -152,14 +156,19 @@ class Context:
                 self._end(StreamOverrun(f"{self.peer_name!r} sent past its stream credit ({WINDOW} items)"))
                 return
             self._buffered += 1
-            self._inbox_send.send_nowait(message[2])
+            self._put(message[2])
         elif kind == m.STREAM_END:
             self._peer_closed_stream = True
-            self._inbox_send.send_nowait(_END)
+            self._put(_END)
         elif kind == m.CREDIT:
             self._credit += message[2]
             self._credit_arrived.set()
             self._credit_arrived = trio.Event()
+
+    def _put(self, item: Any) -> None:
+        self._inbox.append(item)
+        if self._inbox_waiters:
+            self._inbox_waiters.unpark()
 
     def _end(self, error: BaseException | None) -> None:
         """No more items will come: wake the consumer (with ``error``, if the end was not clean)
@@ -169,7 +178,7 @@ class Context:
         self._finished = True
         if not self._peer_closed_stream:
             self._peer_closed_stream = True
-            self._inbox_send.send_nowait(_END)
+            self._put(_END)
         self._credit_arrived.set()
 
 

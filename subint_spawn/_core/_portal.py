@@ -190,16 +190,20 @@ class Portal:
         whether that was a crash.
         """
         error: BaseException
-        try:
-            while True:
-                message = m.parse(await self.channel.receive(), m.TO_PARENT)
-                self._route(message)
-        except ChannelClosed as exc:
-            error = ChannelClosed(f"actor {self.actor_name!r} closed its channel")
-            error.__cause__ = exc
-        except ProtocolError as exc:
-            log.error("actor %r sent a malformed message; its channel is closed: %s", self.actor_name, exc)
-            error = exc
+        async with trio.open_nursery() as writer:
+            writer.start_soon(self.channel.run_writer)
+            try:
+                while True:
+                    for message in await self.channel.receive_many():
+                        self._route(m.parse(message, m.TO_PARENT))
+            except ChannelClosed as exc:
+                error = ChannelClosed(f"actor {self.actor_name!r} closed its channel")
+                error.__cause__ = exc
+            except ProtocolError as exc:
+                log.error("actor %r sent a malformed message; its channel is closed: %s", self.actor_name, exc)
+                error = exc
+            finally:
+                writer.cancel_scope.cancel()  # later sends (teardown's stop) flush inline
         self._close(error)
 
     def _route(self, message: tuple[Any, ...]) -> None:
