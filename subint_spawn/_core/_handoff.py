@@ -39,6 +39,11 @@ class Handoff:
             self.token.run_sync_soon(notify)
         except trio.RunFinishedError:
             clean_up_here()  # the loop is gone: nobody else will
+        except OSError:
+            # The loop died without finishing (its interpreter's trio run was killed by an
+            # injected exception): its wakeup socket is closed, so the callback would sit in a
+            # queue nobody reads.  Same as gone.
+            clean_up_here()
 
     def give_up(self, *, thread_stuck: bool = True) -> bool:
         """The trio side stops waiting.  With ``thread_stuck``, refused (False) if the thread
