@@ -9,6 +9,10 @@ Every metric is measured on each backend/config pair it applies to (``subint/iso
   block including teardown.  ``subint`` only: the ``trio`` backend has no pool.
 * *round trip*: ``portal.run`` of a no-op on a live actor, timed in batches (one clock read
   per batch) and reported per call.
+* *stream one way*: items per second an actor's async generator delivers through
+  ``portal.open_stream_from`` (``stream_items`` small ints per sample).
+* *echo round trip*: a context echoing each item back; one item in flight at a time, so this
+  is the latency of a message there and back on an open stream.
 * *stuck-actor reclaim*: how long ``portal.cancel_actor()`` takes for an actor spinning in pure
   Python (the forced path), with ``census()`` checked to be back to zero afterwards.
 * *N actors started*: N ``start_actor`` calls at once until every one is ready; cold, and
@@ -76,6 +80,7 @@ TARGETS: dict[str, Target] = {
     "warm_teardown": Target(25.0, "ms", SUBINT),
     "roundtrip": Target(100.0, "us", SUBINT),
     "reclaim": Target(500.0, "ms", ALL),
+    "stream": Target(200.0, "k/s", ISOLATED, at_least=True),
     "start_cold": Target(3.0, "s", ISOLATED, setting=("concurrent", 50)),
     "start_warm": Target(0.5, "s", ISOLATED, setting=("concurrent", 50)),
     "parallel": Target(1.8, "x", ISOLATED, at_least=True),
@@ -83,8 +88,8 @@ TARGETS: dict[str, Target] = {
     "latency_boot": Target(5.0, "ms", ISOLATED, setting=("booting", 20)),
     "latency_fill": Target(5.0, "ms", ISOLATED, setting=("booting", 20)),
 }
-_SCALE = {"ms": 1e3, "us": 1e6, "s": 1.0, "x": 1.0, "MB": 1.0, "CPUs": 1.0}
-_DIGITS = {"ms": 1, "us": 1, "s": 2, "x": 2, "MB": 1, "CPUs": 2}
+_SCALE = {"ms": 1e3, "us": 1e6, "s": 1.0, "x": 1.0, "MB": 1.0, "CPUs": 1.0, "k/s": 1.0}
+_DIGITS = {"ms": 1, "us": 1, "s": 2, "x": 2, "MB": 1, "CPUs": 2, "k/s": 0}
 #: A spinning actor that never says so is a bug; fail loudly rather than hang the bench.
 SIGNAL_TIMEOUT = 30.0
 #: Per-sample bound on the N-actor metrics: a hang becomes an error, not a stuck bench.
@@ -98,6 +103,8 @@ def metric_titles(settings: BenchSettings) -> dict[str, str]:
         "warm_teardown": "warm spawn, with teardown",
         "roundtrip": "portal.run round trip",
         "reclaim": "stuck-actor reclaim",
+        "stream": f"stream one way ({settings.stream_items // 1000}k items)",
+        "echo": "stream echo round trip",
         "start_cold": f"{settings.concurrent} started at once, cold",
         "start_warm": f"{settings.concurrent} started, prewarmed",
         "parallel": "2 CPU-bound vs 1 (thrpt)",
@@ -125,6 +132,8 @@ class BenchSettings:
     repeat: int = 10
     batches: int = 20
     batch_size: int = 200
+    stream_items: int = 100_000
+    echo_items: int = 2_000
     heavy_repeat: int = 3
     comparison_repeat: int = 2
     concurrent: int = 50
@@ -142,6 +151,8 @@ class BenchSettings:
             repeat=2,
             batches=5,
             batch_size=100,
+            stream_items=10_000,
+            echo_items=200,
             heavy_repeat=1,
             comparison_repeat=1,
             concurrent=6,
@@ -266,6 +277,37 @@ async def _roundtrips(backend: str, config: str | None, settings: BenchSettings)
             per_call.append((time.perf_counter() - start) / settings.batch_size)
         await portal.cancel_actor()
     return per_call
+
+
+async def _streams(backend: str, config: str | None, settings: BenchSettings) -> tuple[list[float], list[float]]:
+    """Stream throughput (thousand items/s) and echo round trip (us per item), one actor."""
+    throughput: list[float] = []
+    round_trip: list[float] = []
+    async with _nursery(backend, config) as an:
+        portal = await an.start_actor("bench-streams", enable_modules=[_workloads.__name__])
+        for sample in range(settings.repeat + 1):  # the first is a warm-up
+            start = time.perf_counter()
+            received = 0
+            async with portal.open_stream_from(_workloads.count_up, n=settings.stream_items) as items:
+                async for _ in items:
+                    received += 1
+            elapsed = time.perf_counter() - start
+            if received != settings.stream_items:
+                raise RuntimeError(f"stream delivered {received} of {settings.stream_items} items")
+            if sample:
+                throughput.append(received / elapsed / 1e3)
+        for sample in range(settings.repeat + 1):
+            async with portal.open_context(_workloads.echo) as (ctx, _), ctx.open_stream() as echoes:
+                start = time.perf_counter()
+                for i in range(settings.echo_items):
+                    await echoes.send(i)
+                    if await echoes.receive() != i:
+                        raise RuntimeError("echo answered out of order")
+                elapsed = time.perf_counter() - start
+            if sample:
+                round_trip.append(elapsed / settings.echo_items * 1e6)
+        await portal.cancel_actor()
+    return throughput, round_trip
 
 
 async def _reclaim_once(
@@ -549,6 +591,11 @@ async def _bench_combo(backend: str, config: str | None, settings: BenchSettings
     _progress(f"{label}: round trip, {settings.batches} batches of {settings.batch_size}")
     roundtrip = result.metrics["roundtrip"] = Metric("us")
     roundtrip.samples = [s * 1e6 for s in await _roundtrips(backend, config, settings)]
+
+    _progress(f"{label}: stream one way x{settings.repeat}, echo x{settings.repeat}")
+    stream = result.metrics["stream"] = Metric("k/s")
+    echo = result.metrics["echo"] = Metric("us")
+    stream.samples, echo.samples = await _streams(backend, config, settings)
 
     reclaim = result.metrics["reclaim"] = Metric("ms")
     signal = await SpinSignal.open()

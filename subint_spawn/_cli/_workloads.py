@@ -8,6 +8,8 @@ Actors find functions by module and name, so these live in an importable module 
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from typing import Any
 
 
 def noop() -> None:
@@ -61,3 +63,20 @@ def interpreter_id() -> int:
 
     return int(_interpreters.get_current()[0])
 
+
+
+async def count_up(n: int) -> AsyncIterator[int]:
+    """Yield 0..n-1 as fast as the stream takes them: one-way stream throughput."""
+    for i in range(n):
+        yield i
+
+
+async def echo(ctx: Any) -> int:
+    """A context that sends back every item it receives; returns how many it echoed."""
+    await ctx.started()
+    echoed = 0
+    async with ctx.open_stream() as stream:
+        async for item in stream:
+            await stream.send(item)
+            echoed += 1
+    return echoed
