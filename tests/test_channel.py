@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+import trio.testing
 
 import subint_spawn
 from subint_spawn import ChannelClosed, ProtocolError, RemoteActorError
@@ -75,6 +76,108 @@ async def test_end_of_stream_and_truncated_frames_are_channel_closed(pair: tuple
         raw.close()
         with pytest.raises(ChannelClosed):
             await channel.receive()
+
+
+# -- write coalescing: what the writer task may delay, and what it may never do ---------------
+
+
+@pytest.fixture
+async def writing_pair() -> AsyncIterator[tuple[Channel, Channel, trio.Nursery]]:
+    """Two pickle channels on one socket pair; the first has its writer task running."""
+    left, right = socket.socketpair()
+    sender, receiver = Channel(left, get_codec("pickle")), Channel(right, get_codec("pickle"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sender.run_writer)
+        yield sender, receiver, nursery
+        nursery.cancel_scope.cancel()
+    await sender.aclose()
+    await receiver.aclose()
+
+
+async def test_a_lone_message_is_on_the_wire_when_send_returns(
+    writing_pair: tuple[Channel, Channel, trio.Nursery],
+) -> None:
+    """An actor that sends and then blocks its thread (``ctx.started(x)`` then CPU work)
+    must not keep the message: the parent is waiting for it."""
+    sender, receiver, _ = writing_pair
+    with trio.fail_after(5):
+        await sender.send_frame(sender.encode(("started", 1, "x")), batch=True)
+        # No checkpoint since: the writer task cannot have run, so the send wrote it.
+        assert receiver._sock.recv(1024, socket.MSG_PEEK)
+        assert list(await receiver.receive()) == ["started", 1, "x"]
+
+
+async def test_a_burst_is_queued_and_arrives_whole_and_in_order(
+    writing_pair: tuple[Channel, Channel, trio.Nursery],
+) -> None:
+    sender, receiver, nursery = writing_pair
+    got: list[int] = []
+
+    async def read() -> None:
+        for _ in range(5000):
+            got.append((await receiver.receive())[2])
+
+    queued = 0
+    with trio.fail_after(10):
+        nursery.start_soon(read)
+        for i in range(5000):
+            await sender.send_frame(sender.encode(("stream", 1, i)), batch=True)
+            queued = max(queued, sender._unsent)
+        await sender.flush()
+        while len(got) < 5000:
+            await trio.testing.wait_all_tasks_blocked()
+    assert queued > 0  # some of the burst waited for the writer: it was coalesced
+    assert got == list(range(5000))
+
+
+async def test_a_cancelled_flush_never_tears_a_frame() -> None:
+    """The writer is cancelled with half a big frame written; the tail stays queued, the next
+    send writes it first, and the peer reads both frames intact."""
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    right.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sender, receiver = Channel(left, get_codec("pickle")), Channel(right, get_codec("pickle"))
+    big = "x" * 500_000
+    with trio.fail_after(10):
+        async with trio.open_nursery() as writer:
+            writer.start_soon(sender.run_writer)
+            await trio.testing.wait_all_tasks_blocked()
+            await sender.send_frame(sender.encode(("return", 1, big)))  # the socket takes a part
+            await trio.testing.wait_all_tasks_blocked()  # the writer waits for room
+            assert 0 < sender._unsent < len(big)
+            writer.cancel_scope.cancel()
+        async with trio.open_nursery() as both:
+            both.start_soon(sender.send, ("return", 2, "after"))  # no writer now: inline
+            assert list(await receiver.receive()) == ["return", 1, big]
+            assert list(await receiver.receive()) == ["return", 2, "after"]
+    await sender.aclose()
+    await receiver.aclose()
+
+
+async def test_senders_wait_at_the_high_water_mark(writing_pair: tuple[Channel, Channel, trio.Nursery]) -> None:
+    """A peer that does not read slows the sender down instead of growing the queue."""
+    from subint_spawn._core._channel import HIGH_WATER
+
+    sender, receiver, nursery = writing_pair
+    frame = sender.encode(("stream", 1, "y" * 10_000))
+    sent = 0
+
+    async def flood() -> None:
+        nonlocal sent
+        while True:
+            await sender.send_frame(frame, batch=True)
+            sent += 1
+
+    with trio.fail_after(10):
+        nursery.start_soon(flood)
+        await trio.testing.wait_all_tasks_blocked()
+        assert HIGH_WATER <= sender._unsent < HIGH_WATER + len(frame)
+        before = sent
+        for _ in range(200):
+            await receiver.receive()
+        await trio.testing.wait_all_tasks_blocked()
+        assert sent > before  # reading made room, and the sender went on
+        assert sender._unsent < HIGH_WATER + len(frame)
 
 
 @pytest.mark.parametrize(
