@@ -33,6 +33,11 @@ class SubintActor:
         self._child_end.close()
 
     @property
+    def where(self) -> str:
+        """Where the actor runs, for messages about it (Ctrl-C's abandon report)."""
+        return f"subinterpreter {self.interp.id} ({self.interp.config}), thread {self.interp.thread_name!r}"
+
+    @property
     def exited(self) -> bool:
         return self.interp.exited
 

@@ -16,10 +16,14 @@ Semantics (they follow trio, where tractor's differ the choice is noted):
   :class:`RemoteActorError` in the nursery, which cancels every sibling (one-cancels-all); the
   nursery then raises an exception group, as trio's nurseries do.
 * A ``run_in_actor`` actor is stopped as soon as its result is in.
+* Ctrl-C (see :mod:`._interrupt`) cancels every nursery open in the main thread, so all actors
+  go through the teardown below; then the block raises ``KeyboardInterrupt``, after naming any
+  actor that had to be abandoned.  A second Ctrl-C exits the process at once.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -29,6 +33,7 @@ import trio
 
 from .._backends import BACKENDS, ActorHandle, BackendName
 from .._exceptions import ActorStartupError, ChannelClosed, RemoteActorError, RemoteError
+from . import _interrupt
 from ._driver import Config
 from ._funcref import ref_of
 from ._portal import Portal
@@ -118,6 +123,8 @@ class ActorNursery:
         self._portals: list[Portal] = []
         self._closing = trio.Event()
         self._names: dict[str, int] = {}
+        #: (actor name, where it runs) of every actor the teardown had to abandon.
+        self._abandoned: list[tuple[str, str]] = []
 
     @property
     def cancel_scope(self) -> trio.CancelScope:
@@ -258,8 +265,8 @@ class ActorNursery:
                             except ChannelClosed:
                                 pass
                         await handle.wait_exited()
-                if not handle.exited:
-                    await handle.hard_stop()
+                if not handle.exited and await handle.hard_stop() == "abandoned":
+                    self._abandoned.append((portal.actor_name, getattr(handle, "where", "")))
                 return await handle.reap()
             finally:
                 portal._close(ChannelClosed(f"actor {portal.actor_name!r} was stopped"))
@@ -304,15 +311,26 @@ async def open_nursery(
 ) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery: ``backend`` ``'subint'`` (default) or ``'trio'``; ``config``
     ``'isolated'`` (default) or ``'legacy'`` for subinterpreter actors."""
-    try:
-        async with trio.open_nursery() as tasks:
-            nursery = ActorNursery(
-                tasks, _check_backend(backend or _default_backend), _check_config(config or _default_config)
-            )
-            yield nursery
-            nursery._closing.set()
-    except BaseExceptionGroup as group:
-        unique = _without_duplicates(group)
-        if unique is group:
-            raise
-        raise unique from None
+    chosen_backend = _check_backend(backend or _default_backend)
+    chosen_config = _check_config(config or _default_config)
+    nursery: ActorNursery | None = None
+    # The watch spans the teardown too: a second Ctrl-C must be heard while actors stop.
+    with _interrupt.ctrl_c_cancels() as watch:
+        try:
+            with watch.scope:
+                async with trio.open_nursery() as tasks:
+                    nursery = ActorNursery(tasks, chosen_backend, chosen_config)
+                    watch.count_actors = lambda: len(nursery._portals) if nursery is not None else 0
+                    yield nursery
+                    nursery._closing.set()
+        except BaseExceptionGroup as group:
+            unique = _without_duplicates(group)
+            if unique is group:
+                raise
+            raise unique from None
+        finally:
+            if watch.interrupted:
+                _interrupt.report_abandoned(nursery._abandoned if nursery is not None else [])
+                # Ctrl-C outranks whatever the block raised; that stays attached as the cause,
+                # unless it is only the cancellation Ctrl-C itself caused.
+                raise KeyboardInterrupt from _interrupt.beyond_cancellation(sys.exception())
