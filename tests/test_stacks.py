@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import sys
 import textwrap
 import threading
@@ -217,16 +216,39 @@ def test_link_keeps_replies_and_the_cleaning_up_notice_apart() -> None:
         guest.close()
 
 
-def test_an_actor_that_cannot_answer_is_reported_within_the_bound() -> None:
+def test_actors_that_cannot_answer_are_reported_within_the_bound() -> None:
+    import time
+
     parent, guest = control_socketpair()
     link = ControlLink(parent)
+    ending_parent, ending_guest = control_socketpair()
+    ending_link = ControlLink(ending_parent)
     try:
-        target = DumpTarget("actor 'mute' (subinterpreter 99, isolated)", link)
-        text = render_here(0.3, targets=[target])
+        mute = DumpTarget("actor 'mute' (subinterpreter 98, isolated)", link)
+        ending = DumpTarget("actor 'ending' (subinterpreter 99, isolated)", ending_link)
+        from subint_spawn._core import _stacks
+
+        def half_answer_then_end() -> None:
+            request = _stacks.parse_dump_request(ending_guest.recv(64))
+            assert request is not None
+            half = b"D" + _stacks._REPLY.pack(request[0], 0) + b"first half"
+            _stacks.send_record(ending_guest, half, time.monotonic() + BOUND)
+            ending_guest.close()
+
+        fake_guest = threading.Thread(target=half_answer_then_end)
+        fake_guest.start()
+        started = time.monotonic()
+        text = render_here(5.0, targets=[ending])
+        assert time.monotonic() - started < 2.0  # the EOF ended the wait, not the 5 s
+        fake_guest.join(BOUND)
+        text += render_here(0.3, targets=[mute])
     finally:
         link.close()
         guest.close()
+        ending_link.close()
     assert "no answer within 0.30 s" in section(text, "mute")
+    assert "ended before answering" in section(text, "ending")
+    assert "first half" in section(text, "ending")
 
 
 async def test_signal_dumps_from_a_helper_thread_while_the_loop_is_blocked(
@@ -261,9 +283,8 @@ async def test_signal_dumps_from_a_helper_thread_while_the_loop_is_blocked(
 async def test_signal_trigger_refuses_other_threads() -> None:
     with pytest.raises(RuntimeError, match="main thread of the main interpreter"):
         await trio.to_thread.run_sync(install_stack_dump_signal)
-    with install_stack_dump_signal(signal.SIGUSR2):
-        with pytest.raises(RuntimeError, match="already installed"):
-            install_stack_dump_signal(signal.SIGUSR2)
+    with install_stack_dump_signal(signal.SIGUSR2), pytest.raises(RuntimeError, match="already installed"):
+        install_stack_dump_signal(signal.SIGUSR2)
 
 
 @pytest.mark.timeout(120)

@@ -44,9 +44,9 @@ import trio
 from .._exceptions import AbandonedInterpreterWarning, BootstrapError, InterpreterKilled, RemoteError
 from . import _guest
 from ._census import REGISTRY, AbandonedInterpreter, now
-from ._stacks import ControlLink, DumpTarget, control_socketpair
 from ._funcref import ref_of
 from ._handoff import Handoff
+from ._stacks import ControlLink, DumpTarget, control_socketpair
 
 __all__ = ["Config", "KillPolicy", "Subinterpreter", "Termination", "open_subinterpreter"]
 
@@ -429,7 +429,7 @@ def reap_orphans_blocking() -> None:
 def dump_targets() -> list[DumpTarget]:
     """This interpreter's subinterpreters whose function is running (abandoned ones included)."""
     targets = []
-    for interp in sorted(list(_LIVE), key=lambda i: i.id):
+    for interp in sorted(_LIVE, key=lambda i: i.id):
         thread = interp._thread
         if thread is None or not thread.is_alive():
             continue

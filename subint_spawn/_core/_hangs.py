@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Self, TextIO
 
 from ._stacks import dump_stacks, register_helper_thread, unregister_helper_thread
 
@@ -151,7 +151,7 @@ class StackDumpSignal:
         for fd in (self._wake_read, self._wake_write, self._stop_read, self._stop_write):
             os.close(fd)
 
-    def __enter__(self) -> StackDumpSignal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

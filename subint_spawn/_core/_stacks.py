@@ -71,10 +71,11 @@ def format_threads(labels: dict[int, str] | None = None, skip: Iterable[int] = (
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     names.update(labels or {})
     skipped = set(skip)
+    frames = [(ident, frame) for ident, frame in sys._current_frames().items() if ident not in skipped]
+    # The thread that runs the program (or the actor) first, then the rest by name.
+    frames.sort(key=lambda item: (names.get(item[0], "?") not in ("MainThread", "runner"), names.get(item[0], "?")))
     parts = []
-    for ident, frame in sys._current_frames().items():
-        if ident in skipped:
-            continue
+    for ident, frame in frames:
         stack = "".join(traceback.format_stack(frame))
         parts.append(f"Thread {ident:#x} ({names.get(ident, '?')}):\n{stack}")
     return "\n".join(parts) if parts else "(no Python threads)\n"
@@ -272,6 +273,7 @@ class _Dumpable(Protocol):
     def request_dump(self, budget: float) -> int | None: ...
     def answer(self, request_id: int) -> str | None: ...
     def forget(self, request_id: int) -> str: ...
+    def gone(self) -> bool: ...
     def fileno(self) -> int: ...
 
 
@@ -315,7 +317,10 @@ def _gather(targets: list[DumpTarget], wait: float) -> list[str]:
             pending[index] = request_id
     while pending:
         for index, request_id in list(pending.items()):
-            answer = targets[index].link.answer(request_id)
+            link = targets[index].link
+            answer = link.answer(request_id)
+            if answer is None and link.gone():
+                answer = f"(it ended before answering)\n{link.forget(request_id)}"
             if answer is not None:
                 answers[index] = answer
                 del pending[index]
