@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import trio
@@ -79,7 +80,10 @@ async def spawn(name: str, enable_modules: list[str], config: _driver.Config) ->
         child_end.close()
         raise
     try:
-        interp.start(actor_main, child_end.fileno(), name, enable_modules, "pickle", True, "subint", config)
+        log_level = logging.getLogger().getEffectiveLevel()  # the actor logs what we would show
+        interp.start(
+            actor_main, child_end.fileno(), name, enable_modules, "pickle", True, "subint", config, log_level
+        )
     except BaseException:
         parent_end.close()
         child_end.close()

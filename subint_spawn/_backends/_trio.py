@@ -12,6 +12,7 @@ loop is stuck, without signals, and without touching the message channel.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from .._exceptions import RemoteActorError
 __all__ = ["ProcessActor", "dump_targets", "spawn"]
 
 PATH_ENV = "SUBINT_SPAWN_SYS_PATH"
+LOG_LEVEL_ENV = "SUBINT_SPAWN_LOG_LEVEL"
 DUMP_FD_ENV = "SUBINT_SPAWN_DUMP_FD"
 REAP_BOUND = 5.0
 
@@ -97,6 +99,7 @@ async def spawn(name: str, enable_modules: list[str], config: str) -> ProcessAct
     env[PATH_ENV] = json.dumps(sys.path)
     env[DUMP_FD_ENV] = str(child_dump_end.fileno())
     env["SUBINT_SPAWN_PARENT_PID"] = str(os.getpid())
+    env[LOG_LEVEL_ENV] = str(logging.getLogger().getEffectiveLevel())  # the actor logs what we show
     command = [
         sys.executable,
         "-m",

@@ -18,7 +18,8 @@ def main() -> None:
 
     from .._core._actor import actor_main
 
-    trio.run(actor_main, fd, name, modules, "msgpack", False, "trio", "isolated")
+    log_level = int(os.environ.pop("SUBINT_SPAWN_LOG_LEVEL", "30") or 30)
+    trio.run(actor_main, fd, name, modules, "msgpack", False, "trio", "isolated", log_level)
 
 
 def _die_with_parent() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from .._exceptions import ChannelClosed, ProtocolError
+from . import _logs
 from . import _messages as m
 from ._channel import Channel, channel_from_fd
 from ._context import ActorContext
@@ -40,20 +41,29 @@ _REFUSED_HINT = (
 
 
 async def actor_main(
-    fd: int, name: str, enable_modules: list[str], codec: CodecName, dup: bool, backend: str, config: str
+    fd: int,
+    name: str,
+    enable_modules: list[str],
+    codec: CodecName,
+    dup: bool,
+    backend: str,
+    config: str,
+    log_level: int = logging.WARNING,
 ) -> None:
     """Entry point of an actor: serve the parent on the socket ``fd``.
 
     ``dup`` is true in a subinterpreter, which shares the fd table with its parent: the actor
     works on its own duplicate and the parent closes the original once the actor is ready.
     ``backend`` and ``config`` become this actor's defaults, so an actor tree is made of one
-    kind of actor unless its code asks otherwise.
+    kind of actor unless its code asks otherwise.  Log records at ``log_level`` and above (the
+    parent's root level) go to the parent's ``logging``, tagged with this actor's name.
     """
     from ._nursery import set_default_config, set_spawn_backend
 
     set_spawn_backend(backend)  # type: ignore[arg-type]
     set_default_config(config)  # type: ignore[arg-type]
     channel = channel_from_fd(fd, get_codec(codec), dup=dup)
+    forwarding = _logs.install(channel, name, log_level)
     try:
         async with trio.open_nursery() as writer:
             writer.start_soon(channel.run_writer)
@@ -68,6 +78,7 @@ async def actor_main(
                     except ChannelClosed:
                         pass
     finally:
+        logging.getLogger().removeHandler(forwarding)
         channel.close_now()
 
 

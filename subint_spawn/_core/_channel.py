@@ -114,16 +114,37 @@ class Channel:
         if not self._writer_attached:
             await self._flush()
             return
-        now = time.perf_counter()
-        in_burst = now - self._last_send < BURST_WINDOW
-        self._last_send = now
-        if not (batch and in_burst) and self._write_available():
+        if batch:
+            now = time.perf_counter()
+            in_burst = now - self._last_send < BURST_WINDOW
+            self._last_send = now
+        else:
+            in_burst = False
+        if not in_burst and self._write_available():
             return
         if self._writer_parked:
             self._writer_wakeup.unpark()
         self._sent_since_yield += 1
         if self._sent_since_yield >= _YIELD_EVERY:
             await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def send_nowait(self, frame: bytes) -> bool:
+        """Queue a frame from synchronous code (a logging handler) without ever waiting.
+
+        False, and nothing queued, if the channel is closed or its queue is at the high-water
+        mark: the caller decides what dropping means.
+        """
+        if self._closed or self._unsent >= HIGH_WATER:
+            return False
+        self._outbox += frame
+        try:
+            if self._write_available():
+                return True
+        except ChannelClosed:
+            return False
+        if self._writer_parked:
+            self._writer_wakeup.unpark()
+        return True
 
     async def run_writer(self) -> None:
         """The writer task: flush whatever is queued, until the channel closes.
@@ -248,6 +269,7 @@ class Channel:
             raise ProtocolError(f"peer announced a {length}-byte frame (limit {self.max_frame})")
 
     async def _buffer_at_least(self, count: int) -> None:
+        waited = False
         while len(self._inbox) - self._in_pos < count:
             if self._closed:
                 raise ChannelClosed("channel is closed")
@@ -258,15 +280,20 @@ class Channel:
                 chunk = self._sock.recv(max(_READ_SIZE, count - len(self._inbox)))
             except BlockingIOError:
                 await self._wait(trio.lowlevel.wait_readable)
+                waited = True
                 continue
             except OSError as exc:
                 raise ChannelClosed(f"peer went away: {exc}") from exc
             if not chunk:
                 raise ChannelClosed("peer closed the channel")
             self._inbox += chunk
-            # Data was there without waiting: still let others run once per chunk, or a
-            # peer that floods us would starve every other task of this thread.
-            await trio.lowlevel.checkpoint()
+            if not waited:
+                # Data was there without waiting: still let others run once per chunk, or a
+                # peer that floods us would starve every other task of this thread.  (After
+                # a wait we just came back from the scheduler: a second pass would only add
+                # latency to every round trip.)
+                await trio.lowlevel.checkpoint()
+            waited = False
 
     async def _wait(self, waiter: Any) -> None:
         try:

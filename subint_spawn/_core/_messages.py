@@ -21,6 +21,7 @@ Actor -> parent::
     ("return", cid, value)                      a call's or context's result
     ("error", cid, error)
     ("cancelled", cid, error)                   the context ended by cancellation
+    ("log", level, logger, text, actor, exc)    a log record, re-emitted by the parent
 
 Both ways, within a context::
 
@@ -54,6 +55,7 @@ CANCELLED = "cancelled"
 STREAM = "stream"
 STREAM_END = "stream_end"
 CREDIT = "credit"
+LOG = "log"
 
 _ANY = object
 _SCHEMAS: dict[str, tuple[type, ...]] = {
@@ -70,10 +72,11 @@ _SCHEMAS: dict[str, tuple[type, ...]] = {
     STREAM: (int, _ANY),
     STREAM_END: (int,),
     CREDIT: (int, int),
+    LOG: (int, str, str, str, _ANY),
 }
 _BOTH_WAYS = frozenset({STREAM, STREAM_END, CREDIT})
 TO_ACTOR = frozenset({CALL, CONTEXT, CANCEL, STOP}) | _BOTH_WAYS
-TO_PARENT = frozenset({READY, STARTUP_ERROR, STARTED, RETURN, ERROR, CANCELLED}) | _BOTH_WAYS
+TO_PARENT = frozenset({READY, STARTUP_ERROR, STARTED, RETURN, ERROR, CANCELLED, LOG}) | _BOTH_WAYS
 
 ErrorInfo = list[Any]
 

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from .._exceptions import ChannelClosed, ProtocolError
+from . import _logs
 from . import _messages as m
 from ._channel import Channel
 from ._context import MsgStream, ParentContext, stream_from_generator
@@ -208,6 +209,9 @@ class Portal:
 
     def _route(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
+        if kind == m.LOG:
+            _logs.reemit(message)
+            return
         ctx = self._contexts.get(message[1]) if len(message) > 1 and isinstance(message[1], int) else None
         if ctx is not None and kind != m.READY:
             if kind == m.STARTED:
