@@ -23,6 +23,7 @@ The actors import their functions from ``tests.ctrl_c_app``: when run with ``-m`
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -120,4 +121,7 @@ async def _call(portal: object, fn: object, port: int) -> None:
 
 
 if __name__ == "__main__":
+    # As if started from a terminal: a background job of a non-interactive shell (CI scripts,
+    # `pytest &`) inherits SIGINT ignored, and subint_spawn rightly leaves an ignored SIGINT be.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     trio.run(main, sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "")
