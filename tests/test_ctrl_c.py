@@ -166,11 +166,6 @@ async def test_exit_with_an_abandoned_actor_is_prompt_subint_only(subint_config:
     assert "remaining subinterpreters" in app.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requested change: _trio_child.main() should call "
-    "_interrupt.ignore_sigint_in_actor_process() before trio.run",
-)
 async def test_trio_actor_processes_ignore_the_terminals_ctrl_c() -> None:
     # The terminal's SIGINT reaches every actor process; the parent stops them, so they must
     # not each die of KeyboardInterrupt and print a traceback.

@@ -3,8 +3,7 @@ handling, stdio or process title, and every refusal says why (``_core/_guards.py
 
 Backend notes: on ``subint`` every actor shares this process, so the guards are what protects
 the parent.  On ``trio`` an actor is a child process and could not hurt the parent anyway; the
-same guards are meant to be installed there so code behaves the same on both backends -- while
-the ``trio`` child does not install them, the tests that need them are marked xfail at run time.
+same guards are installed there too, so code behaves the same on both backends.
 Tests named ``..._subint_only`` are about hazards that exist only inside a shared process.
 """
 
@@ -117,9 +116,8 @@ def refused_calls(tmp_path: Path) -> list[tuple[Any, dict[str, Any], str, str]]:
 
 
 async def require_guards(portal: subint_spawn.Portal, spawn_backend: str) -> None:
+    del spawn_backend  # both backends install them
     installed = await portal.run(s.guards_installed)
-    if installed is None and spawn_backend == "trio":
-        pytest.xfail("trio-backend children do not install the process guards yet (_trio_child.py)")
     assert installed == portal.actor_name
 
 
