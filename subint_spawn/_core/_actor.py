@@ -58,7 +58,7 @@ async def actor_main(
     kind of actor unless its code asks otherwise.  Log records at ``log_level`` and above (the
     parent's root level) go to the parent's ``logging``, tagged with this actor's name.
     """
-    from ._nursery import set_default_config, set_spawn_backend
+    from ._defaults import set_default_config, set_spawn_backend
 
     set_spawn_backend(backend)  # type: ignore[arg-type]
     set_default_config(config)  # type: ignore[arg-type]

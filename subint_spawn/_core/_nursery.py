@@ -31,51 +31,22 @@ from typing import Any
 
 import trio
 
-from .._backends import BACKENDS, ActorHandle, BackendName
+from .._backends import ActorHandle, BackendName
 from .._exceptions import ActorStartupError, ChannelClosed, RemoteActorError, RemoteError
 from . import _interrupt
+from ._defaults import check_backend as _check_backend
+from ._defaults import check_config as _check_config
+from ._defaults import current_config, current_spawn_backend, set_default_config, set_spawn_backend
 from ._driver import Config
 from ._funcref import ref_of
 from ._portal import Portal
 
-__all__ = ["ActorNursery", "current_spawn_backend", "open_nursery", "set_spawn_backend"]
+__all__ = ["ActorNursery", "current_spawn_backend", "open_nursery", "set_default_config", "set_spawn_backend"]
 
 #: How long an actor gets to honour an IPC ``stop`` before the backend's hard stop.
 CANCEL_GRACE = 0.2
 #: How long an actor gets from spawn to ``ready`` (importing its modules included).
 STARTUP_TIMEOUT = 60.0
-
-_default_backend: BackendName = "subint"
-_default_config: Config = "isolated"
-
-
-def set_spawn_backend(name: BackendName) -> None:
-    """Choose the backend used when ``open_nursery``/``start_actor`` are not told one."""
-    global _default_backend
-    _default_backend = _check_backend(name)
-
-
-def current_spawn_backend() -> BackendName:
-    return _default_backend
-
-
-def set_default_config(config: Config) -> None:
-    """Choose the interpreter config used when none is given (actors inherit their parent's)."""
-    global _default_config
-    _default_config = _check_config(config)
-
-
-def _check_backend(name: str) -> BackendName:
-    if name not in BACKENDS:
-        raise ValueError(f"unknown spawn backend {name!r}: use one of {', '.join(BACKENDS)}")
-    return name  # type: ignore[return-value]
-
-
-def _check_config(config: str) -> Config:
-    if config not in ("isolated", "legacy"):
-        raise ValueError(f"unknown interpreter config {config!r}: use 'isolated' or 'legacy'")
-    return config  # type: ignore[return-value]
-
 
 @dataclass(frozen=True)
 class _ActorSpec:
@@ -311,8 +282,8 @@ async def open_nursery(
 ) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery: ``backend`` ``'subint'`` (default) or ``'trio'``; ``config``
     ``'isolated'`` (default) or ``'legacy'`` for subinterpreter actors."""
-    chosen_backend = _check_backend(backend or _default_backend)
-    chosen_config = _check_config(config or _default_config)
+    chosen_backend = _check_backend(backend or current_spawn_backend())
+    chosen_config = _check_config(config or current_config())
     nursery: ActorNursery | None = None
     # The watch spans the teardown too: a second Ctrl-C must be heard while actors stop.
     with _interrupt.ctrl_c_cancels() as watch:
