@@ -240,11 +240,14 @@ class Subinterpreter:
             return status
         return "exited"
 
-    def _abandon(self, reason: str, *, thread_stuck: bool = True) -> bool:
+    def _abandon(
+        self, reason: str, *, thread_stuck: bool = True, fate: str = "It is destroyed if its thread ever returns"
+    ) -> bool:
         """Give up on this interpreter: record it, warn loudly, never block.
 
         With ``thread_stuck`` the hand-off decides: if the thread finished in the meantime it
-        was not stuck after all and the caller reaps as usual (returns False).
+        was not stuck after all and the caller reaps as usual (returns False).  ``fate`` tells
+        the user what becomes of the interpreter.
         """
         if not self._handoff.give_up(thread_stuck=thread_stuck):
             return False
@@ -253,8 +256,7 @@ class Subinterpreter:
         REGISTRY.abandoned(record)
         message = (
             f"abandoned subinterpreter {self.id} ({self.config}) and its thread "
-            f"{self.thread_name!r}: {reason}. It is destroyed if its thread ever returns; "
-            "see subint_spawn.census()"
+            f"{self.thread_name!r}: {reason}. {fate}; see subint_spawn.census()"
         )
         log.warning(message)
         warnings.warn(AbandonedInterpreterWarning(message), stacklevel=3)
@@ -280,17 +282,26 @@ class Subinterpreter:
                 self._abandon("its thread signalled exit but did not end")
                 return
         if not self._safe_to_destroy():
-            self._abandon(
-                "it still runs non-daemon threads, and destroying would wait for them",
-                thread_stuck=False,
-            )
+            self._abandon_to_late_destroyer()
             return
         await trio.to_thread.run_sync(self._destroy)
 
+    def _abandon_to_late_destroyer(self) -> None:
+        """The guest left non-daemon threads running.  Destroying the interpreter waits for
+        them (CPython joins them first), possibly forever, so the caller does not wait: a daemon
+        thread destroys it once they end, and the census lists it as abandoned until then."""
+        self._abandon(
+            "its code left non-daemon threads running, and destroying it waits for them",
+            thread_stuck=False,
+            fate="A daemon thread destroys it once those threads end",
+        )
+        threading.Thread(target=self._destroy, name=f"subint-late-destroy-{self.id}", daemon=True).start()
+
     def _reap_in_thread(self) -> None:
+        # On the interpreter's own dedicated thread, which nobody waits for: destroying here
+        # may wait for the guest's leftover non-daemon threads, and that is fine.
         self._reaped = True
-        if self._safe_to_destroy():
-            self._destroy()
+        self._destroy()
 
     def _safe_to_destroy(self) -> bool:
         leftovers = self._leftover_threads()
@@ -329,6 +340,8 @@ class Subinterpreter:
         self._reaped = True
         if self._safe_to_destroy():
             self._destroy()
+        else:
+            self._abandon_to_late_destroyer()
 
     # -- results -------------------------------------------------------------------------------
 
