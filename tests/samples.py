@@ -72,6 +72,12 @@ def leave_daemon_thread_blocked(release_fd: int) -> str:
     return "returned"
 
 
+def leave_non_daemon_thread_blocked(release_fd: int) -> str:
+    """Starts a non-daemon thread blocked in C and returns while it still runs."""
+    threading.Thread(target=os.read, args=(release_fd, 1), daemon=False, name="stray-non-daemon").start()
+    return "returned"
+
+
 async def use_worker_thread() -> str:
     return await trio.to_thread.run_sync(lambda: "from a worker")
 

@@ -278,3 +278,21 @@ def test_disarm_never_lets_an_injection_escape_or_hang() -> None:
     assert not thread.is_alive(), f"disarm hung: {outcome}"
     assert outcome["escaped"] == 0, outcome
     assert outcome["clean"] == 150 and outcome["caught"] > 0, outcome
+
+
+async def test_interpreter_left_with_a_non_daemon_thread_is_destroyed_once_it_ends(
+    subint_config: str, pipe: tuple[int, int]
+) -> None:
+    """Destroying waits for such threads, so the caller must not; but the interpreter must
+    not stay forever either (it did: the warning promised a destroy nobody did)."""
+    read_fd, write_fd = pipe
+    with trio.fail_after(20):
+        with pytest.warns(AbandonedInterpreterWarning, match="destroys it once those threads end"):
+            async with open_subinterpreter(subint_config) as interp:
+                interp.start(samples.leave_non_daemon_thread_blocked, read_fd)
+                assert await interp.wait() == "returned"
+        assert census().interpreters == 1  # abandoned, not destroyed yet: its thread runs
+        os.write(write_fd, b"x")  # the stray thread ends...
+        while census().interpreters:  # ...and the late destroyer gets it
+            await trio.sleep(0.01)
+    assert [entry[0] for entry in _interpreters.list_all()] == [0]
