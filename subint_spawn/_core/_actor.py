@@ -97,7 +97,11 @@ class _Actor:
         try:
             for module in enable_modules:
                 importlib.import_module(module)
-        except Exception as exc:
+        except BaseException as exc:
+            # A module calling sys.exit() (or raising any BaseException) at import is a
+            # startup error like any other, with its traceback; only our own stop passes.
+            if isinstance(exc, trio.Cancelled) or _is_kill(exc):
+                raise
             info = self.describe(exc)
             if "does not support loading in subinterpreters" in info[1]:
                 info[1] += _REFUSED_HINT
@@ -233,7 +237,14 @@ class _Actor:
     def _error_frame(self, cid: int, exc: BaseException) -> bytes:
         if not isinstance(exc, Exception) and _is_kill(exc):
             raise exc
-        return self.channel.encode((m.ERROR, cid, self.describe(exc)))
+        info = self.describe(exc)
+        try:
+            return self.channel.encode((m.ERROR, cid, info))
+        except (TypeError, ValueError) as failure:
+            # Never let describing an error kill the actor: send what surely encodes.
+            type_name, message, text, where, _ = info
+            note = f"\n[the error could not be sent whole: {failure}]"
+            return self.channel.encode((m.ERROR, cid, [type_name, message, text + m.sendable_text(note), where, None]))
 
     def _result_frame(self, cid: int, module: str, qualname: str, result: Any) -> bytes:
         try:

@@ -40,7 +40,7 @@ from typing import Any
 
 from .._exceptions import ActorStartupError, ProtocolError, RemoteActorError
 
-__all__ = ["ErrorInfo", "error_info", "parse", "remote_error"]
+__all__ = ["ErrorInfo", "error_info", "parse", "remote_error", "sendable_text"]
 
 CALL = "call"
 CONTEXT = "context"
@@ -79,6 +79,12 @@ TO_ACTOR = frozenset({CALL, CONTEXT, CANCEL, STOP}) | _BOTH_WAYS
 TO_PARENT = frozenset({READY, STARTUP_ERROR, STARTED, RETURN, ERROR, CANCELLED, LOG}) | _BOTH_WAYS
 
 ErrorInfo = list[Any]
+
+#: Longest message, and longest traceback text, an error description carries (characters).
+#: Far below the frame limit, so a description always fits in a frame however big the error.
+TEXT_LIMIT = 256 * 1024
+#: A pickled exception larger than this is left out; the text still describes it.
+PICKLE_LIMIT = 8 * 1024 * 1024
 
 
 def parse(message: Any, allowed: frozenset[str]) -> tuple[Any, ...]:
@@ -138,7 +144,26 @@ def error_info(exc: BaseException, where: str, *, with_pickle: bool) -> ErrorInf
             pickled = pickle.dumps(exc)
         except Exception:
             pickled = None
-    return [type_name, message, text, where, pickled]
+        if pickled is not None and len(pickled) > PICKLE_LIMIT:
+            pickled = None
+    return [sendable_text(type_name), sendable_text(message), sendable_text(text), sendable_text(where), pickled]
+
+
+def sendable_text(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters (head and tail kept) and made valid UTF-8.
+
+    An error must always reach the parent: a message too big for a frame, or holding lone
+    surrogates (``os.fsdecode`` of a non-UTF-8 file name) that msgpack cannot encode, would
+    otherwise make describing the error fail, and the actor die of it.
+    """
+    if len(text) > limit:
+        half = limit // 2
+        text = f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _lone_remote_error(exc: BaseException) -> RemoteActorError | None:

@@ -1,0 +1,3 @@
+"""Raises ``KeyboardInterrupt`` at import."""
+
+raise KeyboardInterrupt("raises_keyboard_interrupt: KeyboardInterrupt at import")
