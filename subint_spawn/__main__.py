@@ -1,4 +1,4 @@
-"""``python -m subint_spawn demo|bench``: a thin front door; the work is in :mod:`._cli`."""
+"""``python -m subint_spawn demo|bench|soak``: a thin front door; the work is in :mod:`._cli`."""
 
 from __future__ import annotations
 
@@ -55,6 +55,26 @@ def _parser() -> argparse.ArgumentParser:
         "--repeat", type=_positive, default=None, help="samples per spawn/reclaim metric"
     )
     bench.add_argument("--quick", action="store_true", help="few samples: a smoke run in seconds")
+    soak = sub.add_parser(
+        "soak", help="many spawn/run/cancel cycles; fails on leaked threads, interpreters or fds"
+    )
+    soak.add_argument("--cycles", type=_positive, default=1000, help="default: 1000")
+    soak.add_argument(
+        "--backends",
+        type=_choices(("subint", "trio")),
+        default=("subint",),
+        help="default: subint",
+    )
+    soak.add_argument(
+        "--configs",
+        type=_choices(("isolated", "legacy")),
+        default=("isolated", "legacy"),
+        help="subint interpreter configs (default: isolated,legacy)",
+    )
+    soak.add_argument(
+        "--concurrency", type=_positive, default=1, help="cycles in flight at once (default: 1)"
+    )
+    soak.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
 
 
@@ -64,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         from ._cli import _demo
 
         return _demo.main()
+    if args.command == "soak":
+        from ._cli import _soak
+
+        soak_settings = _soak.SoakSettings(
+            cycles=args.cycles,
+            backends=args.backends,
+            configs=args.configs,
+            concurrency=args.concurrency,
+        )
+        return _soak.main(soak_settings, as_json=args.json)
     from ._cli import _bench
 
     if args.quick:
