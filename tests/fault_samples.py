@@ -63,7 +63,7 @@ def raise_base(kind: str) -> None:
 
 
 async def async_raise_base(kind: str) -> None:
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     raise BASE_EXCEPTIONS[kind](f"{kind} raised on purpose")
 
 

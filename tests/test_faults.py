@@ -384,12 +384,11 @@ async def test_oversized_argument_fails_in_the_caller_and_the_channel_lives(
             portal = await serving(an)
             with pytest.raises(ValueError, match=r"frame limit; send it in pieces \(a stream\)"):
                 await portal.run(fs.echo, value=b"x" * OVER_LIMIT)
-            async with portal.open_context(fs.echo_stream) as (ctx, _):
-                async with ctx.open_stream() as stream:
-                    with pytest.raises(ValueError, match="frame limit"):
-                        await stream.send(b"x" * OVER_LIMIT)
-                    await stream.send("small")  # nothing was sent, no credit was spent
-                    assert await stream.receive() == "small"
+            async with portal.open_context(fs.echo_stream) as (ctx, _), ctx.open_stream() as stream:
+                with pytest.raises(ValueError, match="frame limit"):
+                    await stream.send(b"x" * OVER_LIMIT)
+                await stream.send("small")  # nothing was sent, no credit was spent
+                assert await stream.receive() == "small"
             assert await portal.run(fs.echo, value="after") == "after"
 
 
