@@ -487,9 +487,12 @@ async def run_soak(settings: SoakSettings) -> SoakReport:
 
 def render(report: SoakReport) -> str:
     settings = report.settings
-    lines = [
+    heading = (
         f"subint_spawn soak: {report.cycles} cycles on {', '.join(settings['kinds'])}, "
-        f"concurrency {settings['concurrency']}; Python {report.python}, {report.cpus} CPUs",
+        f"concurrency {settings['concurrency']}; Python {report.python}, {report.cpus} CPUs"
+    )
+    lines = [
+        heading,
         "",
         f"{'path':<22}{'cycles':>8}{'failed':>8}{'mean ms':>10}{'max ms':>10}",
     ]
