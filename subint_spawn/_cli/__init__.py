@@ -1,4 +1,4 @@
-"""The ``python -m subint_spawn`` command line: ``demo`` and ``bench``.
+"""The ``python -m subint_spawn`` command line: ``demo``, ``bench`` and ``soak``.
 
 Kept out of the library proper: nothing in ``subint_spawn`` imports this package.
 """
