@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 import trio
@@ -17,22 +18,33 @@ def _from_actors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 async def _wait_for_records(caplog: pytest.LogCaptureFixture, count: int) -> list[logging.LogRecord]:
     """Records are sent before the call's answer on the same channel, so they have been
-    re-emitted by the time the call returns; this only tolerates the thread case's hop."""
+    re-emitted by the time the call returns; this only waits out the hop of a record logged
+    by another thread of the actor (it goes through the actor's trio loop)."""
     while len(_from_actors(caplog)) < count:
         await trio.sleep(0)
     return _from_actors(caplog)
+
+
+async def log_in_actor(
+    spawn_backend: str, subint_config: str, caplog: pytest.LogCaptureFixture, fn: Any, name: str, **kwargs: Any
+) -> list[logging.LogRecord]:
+    """Run ``fn(**kwargs)`` in a fresh actor called ``name``; the actor records the parent got."""
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor(name, enable_modules=["tests.log_samples"])
+            await portal.run(fn, **kwargs)
+            records = await _wait_for_records(caplog, 1)
+            await portal.cancel_actor()
+    return records
 
 
 async def test_a_warning_in_an_actor_reaches_the_parents_logger_with_the_actor_name(
     spawn_backend: str, subint_config: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    with trio.fail_after(BOUND):
-        async with open_test_nursery(spawn_backend, subint_config) as an:
-            portal = await an.start_actor("worker", enable_modules=["tests.log_samples"])
-            await portal.run(log_samples.warn, text="disk almost full")
-            [record] = _from_actors(caplog)
-            await portal.cancel_actor()
+    [record] = await log_in_actor(
+        spawn_backend, subint_config, caplog, log_samples.warn, "worker", text="disk almost full"
+    )
     assert record.name == "tests.log_samples"
     assert record.levelno == logging.WARNING
     assert record.actor == "worker"  # type: ignore[attr-defined]
@@ -43,12 +55,7 @@ async def test_a_logged_exception_keeps_its_traceback(
     spawn_backend: str, subint_config: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    with trio.fail_after(BOUND):
-        async with open_test_nursery(spawn_backend, subint_config) as an:
-            portal = await an.start_actor("worker", enable_modules=["tests.log_samples"])
-            await portal.run(log_samples.fail_and_log)
-            [record] = _from_actors(caplog)
-            await portal.cancel_actor()
+    [record] = await log_in_actor(spawn_backend, subint_config, caplog, log_samples.fail_and_log, "worker")
     assert record.levelno == logging.ERROR
     assert "KeyError: 'missing'" in (record.exc_text or "")
     assert "fail_and_log" in (record.exc_text or "")
@@ -59,12 +66,9 @@ async def test_records_from_other_threads_of_the_actor_arrive_too(
     spawn_backend: str, subint_config: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    with trio.fail_after(BOUND):
-        async with open_test_nursery(spawn_backend, subint_config) as an:
-            portal = await an.start_actor("worker", enable_modules=["tests.log_samples"])
-            await portal.run(log_samples.warn_from_a_thread, text="hello")
-            [record] = await _wait_for_records(caplog, 1)
-            await portal.cancel_actor()
+    [record] = await log_in_actor(
+        spawn_backend, subint_config, caplog, log_samples.warn_from_a_thread, "worker", text="hello"
+    )
     assert record.getMessage() == "[worker] from a thread: hello"
 
 
@@ -72,12 +76,9 @@ async def test_a_grandchilds_record_names_each_hop(
     spawn_backend: str, subint_config: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    with trio.fail_after(BOUND):
-        async with open_test_nursery(spawn_backend, subint_config) as an:
-            mid = await an.start_actor("mid", enable_modules=["tests.log_samples"])
-            await mid.run(log_samples.mid_with_logging_leaf, text="deep")
-            [record] = _from_actors(caplog)
-            await mid.cancel_actor()
+    [record] = await log_in_actor(
+        spawn_backend, subint_config, caplog, log_samples.mid_with_logging_leaf, "mid", text="deep"
+    )
     assert record.actor == "mid -> leaf"  # type: ignore[attr-defined]
     assert record.getMessage() == "[mid -> leaf] careful: deep"
 
