@@ -382,7 +382,7 @@ async def test_oversized_argument_fails_in_the_caller_and_the_channel_lives(
     with trio.fail_after(120):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await serving(an)
-            with pytest.raises(ValueError, match=r"frame limit; send it in pieces \(a stream\)"):
+            with pytest.raises(ValueError, match=r"frame limit; send it in pieces \(a stream"):
                 await portal.run(fs.echo, value=b"x" * OVER_LIMIT)
             async with portal.open_context(fs.echo_stream) as (ctx, _), ctx.open_stream() as stream:
                 with pytest.raises(ValueError, match="frame limit"):
@@ -401,7 +401,7 @@ async def test_oversized_result_or_stream_item_is_a_remote_error_and_the_channel
             portal = await serving(an)
             with pytest.raises(RemoteActorError, match=r"make_bytes cannot be sent back") as result:
                 await portal.run(fs.make_bytes, size=OVER_LIMIT)
-            assert "send it in pieces (a stream)" in result.value.remote_message
+            assert "send it in pieces (a stream" in result.value.remote_message
             with pytest.raises(RemoteActorError, match="frame limit") as item:
                 async with portal.open_stream_from(fs.yield_bytes, size=OVER_LIMIT) as stream:
                     async for _ in stream:

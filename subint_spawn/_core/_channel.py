@@ -87,7 +87,7 @@ class Channel:
         if len(payload) > self.max_frame:
             raise ValueError(
                 f"message of {len(payload)} bytes exceeds the {self.max_frame}-byte frame limit; "
-                "send it in pieces (e.g. over a stream, one chunk per item)"
+                "send it in pieces (a stream, one chunk per item)"
             )
         return _HEADER.pack(len(payload)) + payload
 
