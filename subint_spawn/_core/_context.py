@@ -150,13 +150,7 @@ class Context:
     def _deliver(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == m.STREAM:
-            if self._inbox_done or self._peer_closed_stream:
-                return  # late item after the end: nobody can take it
-            if self._buffered >= WINDOW:
-                self._end(StreamOverrun(f"{self.peer_name!r} sent past its stream credit ({WINDOW} items)"))
-                return
-            self._buffered += 1
-            self._put(message[2])
+            self._deliver_item(message[2])
         elif kind == m.STREAM_END:
             self._peer_closed_stream = True
             self._put(_END)
@@ -164,6 +158,17 @@ class Context:
             self._credit += message[2]
             self._credit_arrived.set()
             self._credit_arrived = trio.Event()
+
+    def _deliver_item(self, item: Any) -> None:
+        if self._inbox_done or self._peer_closed_stream:
+            return  # late item after the end: nobody can take it
+        if self._buffered >= WINDOW:
+            self._end(StreamOverrun(f"{self.peer_name!r} sent past its stream credit ({WINDOW} items)"))
+            return
+        self._buffered += 1
+        self._inbox.append(item)
+        if self._inbox_waiters:
+            self._inbox_waiters.unpark()
 
     def _put(self, item: Any) -> None:
         self._inbox.append(item)
