@@ -115,7 +115,11 @@ class Subinterpreter:
         self._termination: Termination | None = None
         # Guards the hand-off between "the thread finished" and "the parent gave up on it".
         self._handoff = Handoff()
-        self._reaped = False
+        self._reaped = False  # a reap has started (it may have been cut short)
+        # Destroy exactly once, whichever thread gets there: the trio side, the interpreter's
+        # own thread, a late destroyer, or the orphan reaper of a killed parent actor.
+        self._destroy_lock = threading.Lock()
+        self._destroyed = False
 
     def __repr__(self) -> str:
         return f"<Subinterpreter id={self.id} {self.config} {self.name!r}>"
@@ -318,6 +322,13 @@ class Subinterpreter:
         return ()
 
     def _destroy(self) -> None:
+        with self._destroy_lock:
+            if self._destroyed:
+                return
+            self._destroyed = True
+            self._destroy_once()
+
+    def _destroy_once(self) -> None:
         try:
             _interpreters.destroy(self.id)
         except _interpreters.InterpreterNotFoundError:
@@ -330,7 +341,7 @@ class Subinterpreter:
 
     def _finish_blocking(self) -> None:
         """After :func:`reap_orphans_blocking`'s kill steps: abandon if still stuck, else reap."""
-        if self._reaped or self._handoff.abandoned:
+        if self._destroyed or self._handoff.abandoned:
             return
         thread = self._thread
         if thread is not None:
@@ -419,7 +430,9 @@ def reap_orphans_blocking() -> None:
     orphans go through the kill steps *together*: this runs while the actor's own parent is
     counting down to abandoning it.
     """
-    orphans = [interp for interp in _LIVE if not interp._reaped and not interp._handoff.abandoned]
+    # Not "not _reaped": a reap that the killed loop started (its supervisor was tearing the
+    # child down when the injected exception landed) never finished, and must be finished here.
+    orphans = [interp for interp in list(_LIVE) if not interp._destroyed and not interp._handoff.abandoned]
     policy = ORPHAN_KILL_POLICY
     running = [interp for interp in orphans if interp._thread is not None and interp._thread.is_alive()]
     for interp in running:
