@@ -166,9 +166,7 @@ class Context:
             self._end(StreamOverrun(f"{self.peer_name!r} sent past its stream credit ({WINDOW} items)"))
             return
         self._buffered += 1
-        self._inbox.append(item)
-        if self._inbox_waiters:
-            self._inbox_waiters.unpark()
+        self._put(item)
 
     def _put(self, item: Any) -> None:
         self._inbox.append(item)
