@@ -80,3 +80,16 @@ async def return_without_reading(ctx: subint_spawn.Context) -> str:
     async with ctx.open_stream():
         pass
     return "done"
+
+
+class _NoWire:
+    """A value neither pickle nor msgpack can carry."""
+
+    def __reduce__(self) -> object:
+        raise TypeError("this object refuses to be pickled")
+
+
+async def count_then_unsendable(n: int) -> Any:
+    for i in range(n):
+        yield i
+    yield _NoWire()

@@ -101,10 +101,16 @@ async def test_a_lone_message_is_on_the_wire_when_send_returns(
     must not keep the message: the parent is waiting for it."""
     sender, receiver, _ = writing_pair
     with trio.fail_after(5):
-        await sender.send_frame(sender.encode(("started", 1, "x")), batch=True)
+        await sender.send_frame(sender.encode(("started", 1, "x")))
         # No checkpoint since: the writer task cannot have run, so the send wrote it.
         assert receiver._sock.recv(1024, socket.MSG_PEEK)
         assert list(await receiver.receive()) == ["started", 1, "x"]
+        # Likewise a stream item that does not follow another within the burst window.
+        sender._last_send = 0.0
+        await sender.send_item(1, sender.codec.dumps("lone"))
+        assert receiver._sock.recv(1024, socket.MSG_PEEK)
+        message = await receiver.receive()
+        assert receiver.decode_items(message[2]) == ["lone"]
 
 
 async def test_a_burst_is_queued_and_arrives_whole_and_in_order(
@@ -112,22 +118,58 @@ async def test_a_burst_is_queued_and_arrives_whole_and_in_order(
 ) -> None:
     sender, receiver, nursery = writing_pair
     got: list[int] = []
+    frames = 0
 
     async def read() -> None:
-        for _ in range(5000):
-            got.append((await receiver.receive())[2])
+        nonlocal frames
+        while len(got) < 5000:
+            _, cid, payloads = await receiver.receive()
+            assert cid == 1
+            got.extend(receiver.decode_items(payloads))
+            frames += 1
 
     queued = 0
     with trio.fail_after(10):
         nursery.start_soon(read)
         for i in range(5000):
-            await sender.send_frame(sender.encode(("stream", 1, i)), batch=True)
+            await sender.send_item(1, sender.codec.dumps(i))
             queued = max(queued, sender._unsent)
         await sender.flush()
         while len(got) < 5000:
             await trio.testing.wait_all_tasks_blocked()
     assert queued > 0  # some of the burst waited for the writer: it was coalesced
+    assert frames < 5000 // 8  # ... into frames of many items each
     assert got == list(range(5000))
+
+
+async def test_control_messages_keep_their_place_among_queued_items(
+    writing_pair: tuple[Channel, Channel, trio.Nursery],
+) -> None:
+    """Items queued in a burst are sealed before a control message, so ``stream_end`` (or a
+    context's result) never overtakes the items sent before it."""
+    sender, receiver, _ = writing_pair
+    with trio.fail_after(10):
+        for i in range(10):
+            await sender.send_item(1, sender.codec.dumps(i))
+        await sender.send_item(2, sender.codec.dumps("other"))
+        await sender.send(("stream_end", 1))
+        arrived = []
+        while len(arrived) < 3 or arrived[-1][0] != "stream_end":
+            message = await receiver.receive()
+            if message[0] == "stream":
+                arrived.append(("stream", message[1], receiver.decode_items(message[2])))
+            else:
+                arrived.append(tuple(message))
+    items_of_1 = [item for kind, cid, *rest in arrived if kind == "stream" and cid == 1 for item in rest[0]]
+    assert items_of_1 == list(range(10))
+    assert [entry[:2] for entry in arrived][-2:] == [("stream", 2), ("stream_end", 1)]
+
+
+async def test_an_undecodable_item_is_a_protocol_error(pair: tuple[Channel, socket.socket]) -> None:
+    channel, _ = pair
+    with pytest.raises(ProtocolError, match="undecodable .* stream item"):
+        channel.decode_items([b"\xc1\xff not an encoding"])
+    assert channel._closed
 
 
 async def test_a_cancelled_flush_never_tears_a_frame() -> None:
@@ -159,13 +201,14 @@ async def test_senders_wait_at_the_high_water_mark(writing_pair: tuple[Channel, 
     from subint_spawn._core._channel import HIGH_WATER
 
     sender, receiver, nursery = writing_pair
-    frame = sender.encode(("stream", 1, "y" * 10_000))
+    payload = sender.codec.dumps("y" * 10_000)
+    frame = sender.encode(("stream", 1, [payload]))
     sent = 0
 
     async def flood() -> None:
         nonlocal sent
         while True:
-            await sender.send_frame(frame, batch=True)
+            await sender.send_item(1, payload)
             sent += 1
 
     with trio.fail_after(10):

@@ -51,6 +51,37 @@ async def test_generator_error_arrives_after_the_items_sent_before_it(spawn_back
     assert caught.value.remote_type == "ValueError"
 
 
+async def test_an_unsendable_item_fails_its_own_send_and_the_stream_lives(
+    spawn_backend: str, subint_config: str
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await worker(an)
+            async with portal.open_context(ss.echo_context) as (ctx, _):
+                async with ctx.open_stream() as stream:
+                    await stream.send(1)
+                    with pytest.raises(TypeError, match="cannot send this value over a .* stream"):
+                        await stream.send(ss._NoWire())
+                    await stream.send(2)
+                    assert [await stream.receive(), await stream.receive()] == [1, 2]
+            assert await ctx.wait_for_result() == 2
+
+
+async def test_generator_yielding_an_unsendable_value_is_a_remote_type_error(
+    spawn_backend: str, subint_config: str
+) -> None:
+    received: list[int] = []
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await worker(an)
+            with pytest.raises(RemoteActorError, match="cannot send this value") as caught:
+                async with portal.open_stream_from(ss.count_then_unsendable, n=300) as stream:
+                    async for value in stream:
+                        received.append(value)
+    assert received == list(range(300))
+    assert caught.value.remote_type == "TypeError"
+
+
 async def test_parent_cancelling_a_stream_ends_both_sides(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:

@@ -142,7 +142,11 @@ class _Actor:
             elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
                 ctx = self.contexts.get(message[1])
                 if ctx is not None:  # else: the context already ended; late items are dropped
-                    ctx._deliver(message)
+                    try:
+                        ctx._deliver(message)
+                    except ProtocolError as exc:  # an item that does not decode
+                        log.error("actor %s: closing its channel: %s", self.name, exc)
+                        return
             elif kind == m.CANCEL:
                 ctx = self.contexts.get(message[1])
                 if ctx is not None:

@@ -11,14 +11,16 @@ fault they are:
   next frame boundary again;
 * end of stream: :class:`ChannelClosed`.
 
-**Writes are coalesced.**  ``send`` appends the whole frame to an outgoing buffer and returns
-without a syscall; a writer task (:meth:`Channel.run_writer`) flushes everything queued in
-one ``send()``.  A producer that sends many small messages between two scheduler passes so
-costs one syscall for all of them, not one each -- this is what makes streams fast.  The
-bytes leave in order, and since only whole frames are ever queued and the unsent tail stays
-in the channel when a flush is cancelled, cancellation can delay bytes but never tear a
-frame.  Without a writer task (before it starts, after it was cancelled) ``send`` flushes
-inline, so the channel works either way.
+**Stream items are coalesced.**  A control message (a call, a result, an error, a cancel, a
+credit) is written before ``send`` returns, as if unbuffered.  Stream items are the one
+message the channel merges: an item sent within ``BURST_WINDOW`` of the one before is queued,
+and consecutive queued items of one context leave as a single
+``("stream", cid, [payload, ...])`` frame when the writer task (:meth:`Channel.run_writer`)
+next runs -- one syscall and one frame for the whole burst, on both ends.  Bytes leave in the
+order they were sent (a control message first seals the items queued before it), and since
+only whole frames are ever queued and the unsent tail stays in the channel when a flush is
+cancelled, cancellation can delay bytes but never tear a frame.  Without a writer task (before
+it starts, after it was cancelled) every send flushes inline, so the channel works either way.
 
 Reads likewise take whatever the socket has (up to ``_READ_SIZE``) and hand out frames from
 that buffer without touching the socket again.  Both directions yield to the scheduler at
@@ -37,6 +39,7 @@ import trio
 
 from .._exceptions import ChannelClosed, ProtocolError
 from ._codec import Codec
+from ._messages import STREAM
 
 __all__ = ["DEFAULT_MAX_FRAME", "Channel", "channel_from_fd"]
 
@@ -45,8 +48,13 @@ _HEADER = struct.Struct(">I")
 _READ_SIZE = 256 * 1024
 #: Senders wait (cancellably, nothing queued) while this much is waiting to be written.
 HIGH_WATER = 1024 * 1024
-#: Sends closer together than this (seconds) are a burst, and ``batch`` frames in it queue.
+#: Stream items sent closer together than this (seconds) are a burst, and queue.
 BURST_WINDOW = 100e-6
+#: A queued run of items is sealed into a frame at this many items or bytes.
+_BATCH_ITEMS = 512
+_BATCH_BYTES = 256 * 1024
+#: Room left in a frame for the batch wrapper around the items' own bytes.
+_BATCH_OVERHEAD = 64
 #: A sender that never waits still lets other tasks run this often.
 _YIELD_EVERY = 64
 # Compact a buffer when this many consumed bytes sit at its head.
@@ -65,6 +73,10 @@ class Channel:
         self._decoded: deque[Any] = deque()  # decoded by receive_many, not yet received
         self._outbox = bytearray()
         self._out_pos = 0
+        # Stream items queued in a burst and not framed yet: all of context _batch_cid.
+        self._batch: list[bytes] = []
+        self._batch_cid = -1
+        self._batch_bytes = 0
         self._flush_lock = trio.Lock()
         self._writer_attached = False
         self._writer_wakeup = trio.lowlevel.ParkingLot()
@@ -94,39 +106,85 @@ class Channel:
     async def send(self, message: Any) -> None:
         await self.send_frame(self.encode(message))
 
-    async def send_frame(self, frame: bytes, *, batch: bool = False) -> None:
-        """Send one whole frame: written right away, or queued when ``batch`` allows it.
+    async def send_frame(self, frame: bytes) -> None:
+        """Send one whole frame; it is on the wire (or in the kernel) when this returns, as far
+        as the socket takes it -- the writer task does the rest."""
+        await self._wait_for_room()
+        self._seal()  # items sent before this frame leave before it
+        self._outbox += frame
+        if self._writer_attached:
+            if not self._write_available():
+                self._wake_writer()
+        else:
+            await self._flush()
 
-        A frame is written through at once (as much as the socket takes, the writer does the
-        rest) unless the caller marks it ``batch`` *and* it follows another send within
-        ``BURST_WINDOW`` -- a burst, such as a stream producer in a loop.  Then it is queued
-        and leaves with the rest of the burst in one syscall when this thread's trio loop next
-        runs the writer.  So a lone message, and every control message, is on the wire when
-        ``send`` returns, as if unbuffered; only the tail of a burst can wait for the sender's
-        next checkpoint.
+    async def send_item(self, cid: int, payload: bytes) -> None:
+        """Send one stream item of context ``cid``, already encoded with ``codec.dumps``.
+
+        A lone item is written at once, like any frame.  An item that follows another within
+        ``BURST_WINDOW`` -- a producer in a loop -- is queued, and the queued run of one
+        context's items goes out as one frame when this thread's trio loop next runs the
+        writer.  So only the tail of a burst waits, and only until the sender's next
+        checkpoint, which a sender that never blocks still reaches every ``_YIELD_EVERY``
+        items.
         """
+        if len(payload) > self.max_frame - _BATCH_OVERHEAD:
+            raise ValueError(
+                f"stream item of {len(payload)} bytes exceeds the {self.max_frame}-byte frame limit; "
+                "send it in smaller pieces"
+            )
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._closed or len(self._outbox) - self._out_pos + self._batch_bytes >= HIGH_WATER:
+            await self._wait_for_room()
+        now = time.perf_counter()
+        in_burst = now - self._last_send < BURST_WINDOW
+        self._last_send = now
+        if self._batch_cid != cid:
+            self._seal()
+            self._batch_cid = cid
+        self._batch.append(payload)
+        self._batch_bytes += len(payload)
+        if not self._writer_attached:
+            await self._flush()
+            return
+        if len(self._batch) >= _BATCH_ITEMS or self._batch_bytes >= _BATCH_BYTES:
+            self._seal()
+        if not in_burst and self._write_available():
+            return
+        self._wake_writer()
+        self._sent_since_yield += 1
+        if self._sent_since_yield >= _YIELD_EVERY:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _wait_for_room(self) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
         while self._unsent >= HIGH_WATER and self._writer_attached and not self._closed:
             await self._room.park()  # cancellable, and nothing of ours is queued yet
         if self._closed:
             raise ChannelClosed("channel is closed")
-        self._outbox += frame
-        if not self._writer_attached:
-            await self._flush()
-            return
-        if batch:
-            now = time.perf_counter()
-            in_burst = now - self._last_send < BURST_WINDOW
-            self._last_send = now
-        else:
-            in_burst = False
-        if not in_burst and self._write_available():
-            return
+
+    def _wake_writer(self) -> None:
         if self._writer_parked:
+            self._writer_parked = False  # one wakeup is enough until it parks again
             self._writer_wakeup.unpark()
-        self._sent_since_yield += 1
-        if self._sent_since_yield >= _YIELD_EVERY:
-            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    def _seal(self) -> None:
+        """Frame the queued items (a list of bytes always encodes) and queue the frame."""
+        if self._batch:
+            payload = self.codec.dumps((STREAM, self._batch_cid, self._batch))
+            self._outbox += _HEADER.pack(len(payload))
+            self._outbox += payload
+            self._batch = []
+            self._batch_bytes = 0
+
+    def decode_items(self, payloads: Any) -> list[Any]:
+        """The values of a ``stream`` frame's payloads; :class:`ProtocolError` if one is bad."""
+        loads = self.codec.loads
+        try:
+            return [loads(payload) for payload in payloads]
+        except Exception as exc:
+            self._close_socket()
+            raise ProtocolError(f"undecodable {self.codec.name} stream item from peer: {exc}") from exc
 
     def send_nowait(self, frame: bytes) -> bool:
         """Queue a frame from synchronous code (a logging handler) without ever waiting.
@@ -136,14 +194,14 @@ class Channel:
         """
         if self._closed or self._unsent >= HIGH_WATER:
             return False
+        self._seal()
         self._outbox += frame
         try:
             if self._write_available():
                 return True
         except ChannelClosed:
             return False
-        if self._writer_parked:
-            self._writer_wakeup.unpark()
+        self._wake_writer()
         return True
 
     async def run_writer(self) -> None:
@@ -184,7 +242,7 @@ class Channel:
 
     @property
     def _unsent(self) -> int:
-        return len(self._outbox) - self._out_pos
+        return len(self._outbox) - self._out_pos + self._batch_bytes
 
     async def _flush(self) -> None:
         async with self._flush_lock:
@@ -194,6 +252,7 @@ class Channel:
 
     def _write_available(self) -> bool:
         """Write as much of the queue as the socket takes without blocking; True if all."""
+        self._seal()
         while self._unsent:
             if self._closed:
                 raise ChannelClosed("channel is closed")
@@ -321,6 +380,8 @@ class Channel:
         except RuntimeError:
             pass  # not inside a trio run (a finalizer): nobody can be waiting
         self._sock.close()
+        self._batch = []
+        self._batch_bytes = 0
         self._writer_wakeup.unpark_all()
         self._room.unpark_all()
 

@@ -45,7 +45,25 @@ class MsgStream:
         self._ctx = ctx
 
     async def send(self, value: Any) -> None:
-        await self._ctx._send_item(value)
+        # The hot path of every stream: one coroutine down to the channel, no helpers.
+        ctx = self._ctx
+        if ctx._we_closed_stream:
+            raise trio.ClosedResourceError("this side of the stream is closed")
+        if ctx._finished:
+            raise trio.BrokenResourceError("the context has ended") from ctx._ended
+        try:
+            payload = ctx._dumps(value)
+        except Exception as exc:  # the sender's mistake: nothing sent, the stream stays usable
+            codec = ctx.channel.codec
+            raise TypeError(
+                f"cannot send this value over a {codec.name} stream: {exc}. Send {codec.accepts}"
+            ) from exc
+        while ctx._credit == 0:
+            await ctx._credit_arrived.wait()
+            if ctx._finished:  # woken by the end, not by credit
+                raise trio.BrokenResourceError("the context has ended") from ctx._ended
+        ctx._credit -= 1
+        await ctx.channel.send_item(ctx.cid, payload)
 
     async def receive(self) -> Any:
         return await self._ctx._receive_item()
@@ -68,6 +86,7 @@ class MsgStream:
 class Context:
     def __init__(self, channel: Channel, cid: int, peer_name: str) -> None:
         self.channel = channel
+        self._dumps = channel.codec.dumps
         self.cid = cid
         self.peer_name = peer_name
         # Items delivered by the receive loop, not consumed yet (bounded by the credit
@@ -109,19 +128,6 @@ class Context:
             except ChannelClosed:
                 pass  # the peer is gone; it needs no goodbye
 
-    async def _send_item(self, value: Any) -> None:
-        if self._we_closed_stream:
-            raise trio.ClosedResourceError("this side of the stream is closed")
-        if self._finished:
-            raise trio.BrokenResourceError("the context has ended") from self._ended
-        frame = self.channel.encode((m.STREAM, self.cid, value))  # TypeError here: nothing sent
-        while self._credit == 0:
-            await self._credit_arrived.wait()
-            if self._finished:  # woken by the end, not by credit
-                raise trio.BrokenResourceError("the context has ended") from self._ended
-        self._credit -= 1
-        await self.channel.send_frame(frame, batch=True)
-
     async def _receive_item(self) -> Any:
         if not self._inbox_done:
             await trio.lowlevel.checkpoint_if_cancelled()  # no scheduler pass while items wait
@@ -150,7 +156,7 @@ class Context:
     def _deliver(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == m.STREAM:
-            self._deliver_item(message[2])
+            self._deliver_items(self.channel.decode_items(message[2]))
         elif kind == m.STREAM_END:
             self._peer_closed_stream = True
             self._put(_END)
@@ -159,14 +165,16 @@ class Context:
             self._credit_arrived.set()
             self._credit_arrived = trio.Event()
 
-    def _deliver_item(self, item: Any) -> None:
+    def _deliver_items(self, items: list[Any]) -> None:
         if self._inbox_done or self._peer_closed_stream:
-            return  # late item after the end: nobody can take it
-        if self._buffered >= WINDOW:
+            return  # late items after the end: nobody can take them
+        if self._buffered + len(items) > WINDOW:
             self._end(StreamOverrun(f"{self.peer_name!r} sent past its stream credit ({WINDOW} items)"))
             return
-        self._buffered += 1
-        self._put(item)
+        self._buffered += len(items)
+        self._inbox.extend(items)
+        if self._inbox_waiters:
+            self._inbox_waiters.unpark(count=len(items))
 
     def _put(self, item: Any) -> None:
         self._inbox.append(item)

@@ -25,7 +25,9 @@ Actor -> parent::
 
 Both ways, within a context::
 
-    ("stream", cid, value)                      one stream item
+    ("stream", cid, [payload, ...])             stream items, each encoded on its own
+                                                (so a bad value fails its own send, and a
+                                                burst travels as one frame)
     ("stream_end", cid)                         the sender closed its side of the stream
     ("credit", cid, n)                          the receiver consumed n more items (flow control)
 
@@ -40,7 +42,7 @@ from typing import Any
 
 from .._exceptions import ActorStartupError, ProtocolError, RemoteActorError
 
-__all__ = ["ErrorInfo", "error_info", "parse", "remote_error", "sendable_text"]
+__all__ = ["ErrorInfo", "error_info", "is_stream_items", "parse", "remote_error", "sendable_text"]
 
 CALL = "call"
 CONTEXT = "context"
@@ -69,7 +71,7 @@ _SCHEMAS: dict[str, tuple[type, ...]] = {
     RETURN: (int, _ANY),
     ERROR: (int, list),
     CANCELLED: (int, list),
-    STREAM: (int, _ANY),
+    STREAM: (int, list),
     STREAM_END: (int,),
     CREDIT: (int, int),
     LOG: (int, str, str, str, _ANY),
@@ -89,13 +91,8 @@ PICKLE_LIMIT = 8 * 1024 * 1024
 
 def parse(message: Any, allowed: frozenset[str]) -> tuple[Any, ...]:
     """Validate an arriving message; return it as a tuple, or raise :class:`ProtocolError`."""
-    # Fast path for the bulk of the traffic, a stream item: same checks, fewer steps.
-    if (
-        type(message) is tuple
-        and len(message) == 3
-        and message[0] == STREAM
-        and type(message[1]) is int
-    ):
+    # Fast path for the bulk of the traffic, stream items: same checks, fewer steps.
+    if is_stream_items(message):
         return message
     if not isinstance(message, (tuple, list)) or not message or not isinstance(message[0], str):
         raise ProtocolError(f"not a message: {message!r:.200}")
@@ -117,6 +114,17 @@ def parse(message: Any, allowed: frozenset[str]) -> tuple[Any, ...]:
     if kind in (ERROR, STARTUP_ERROR, CANCELLED):
         _check_error_info(message[-1])
     return tuple(message)
+
+
+def is_stream_items(message: Any) -> bool:
+    """Whether ``message`` is a well-formed ``stream`` message, as it arrives (pickle)."""
+    return (
+        type(message) is tuple
+        and len(message) == 3
+        and message[0] == STREAM
+        and type(message[1]) is int
+        and type(message[2]) is list
+    )
 
 
 def _check_error_info(info: Any) -> None:

@@ -194,20 +194,15 @@ class Portal:
         async with trio.open_nursery() as writer:
             writer.start_soon(self.channel.run_writer)
             try:
-                contexts, stream = self._contexts, m.STREAM
+                contexts, is_stream_items = self._contexts, m.is_stream_items
                 while True:
                     for message in await self.channel.receive_many():
                         # Stream items are nearly all the traffic of a busy stream: they take a
-                        # short path (the same checks as m.parse, inline) to their context.
-                        if (
-                            type(message) is tuple
-                            and len(message) == 3
-                            and message[0] == stream
-                            and type(message[1]) is int
-                        ):
+                        # short path to their context.
+                        if is_stream_items(message):
                             ctx = contexts.get(message[1])
                             if ctx is not None:
-                                ctx._deliver_item(message[2])
+                                ctx._deliver_items(self.channel.decode_items(message[2]))
                             continue
                         self._route(m.parse(message, m.TO_PARENT))
             except ChannelClosed as exc:
