@@ -130,3 +130,10 @@ def return_unsendable() -> object:
 
 def raise_keyboard_interrupt() -> None:
     raise KeyboardInterrupt
+
+
+def runtime_modules() -> list[str]:
+    """The modules of subint_spawn this interpreter has loaded."""
+    import sys
+
+    return sorted(name for name in sys.modules if name.split(".")[0] == "subint_spawn")
