@@ -165,6 +165,34 @@ async def test_control_messages_keep_their_place_among_queued_items(
     assert [entry[:2] for entry in arrived][-2:] == [("stream", 2), ("stream_end", 1)]
 
 
+@pytest.mark.parametrize("codec", ["pickle", "msgpack"])
+async def test_a_sealed_batch_always_fits_the_frame_limit(codec: str) -> None:
+    """Items queued in a burst are framed together; the frame must stay within the peer's
+    limit however many items came and however big the last one is."""
+    left, right = socket.socketpair()
+    sender = Channel(left, get_codec(codec), max_frame=1024)
+    receiver = Channel(right, get_codec(codec), max_frame=1024)
+    small, big = "s" * 100, "b" * 900
+    got: list[str] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender.run_writer)
+            await trio.testing.wait_all_tasks_blocked()
+            for _ in range(50):
+                await sender.send_item(1, sender.codec.dumps(small))
+            await sender.send_item(1, sender.codec.dumps(big))
+            await sender.flush()
+            while len(got) < 51:
+                _, _, payloads = await receiver.receive()
+                got.extend(receiver.decode_items(payloads))
+            nursery.cancel_scope.cancel()
+        with pytest.raises(ValueError, match="exceeds the 1024-byte frame limit"):
+            await sender.send_item(1, sender.codec.dumps("x" * 1000))
+    assert got == [small] * 50 + [big]
+    await sender.aclose()
+    await receiver.aclose()
+
+
 async def test_an_undecodable_item_is_a_protocol_error(pair: tuple[Channel, socket.socket]) -> None:
     channel, _ = pair
     with pytest.raises(ProtocolError, match="undecodable .* stream item"):
