@@ -38,17 +38,29 @@ async def test_stream_closed_early_stops_the_generator(spawn_backend: str, subin
                 assert [v async for v in stream] == [0, 1, 2]
 
 
-async def test_generator_error_arrives_after_the_items_sent_before_it(spawn_backend: str, subint_config: str) -> None:
+@pytest.mark.parametrize(
+    ("generator", "n", "complaint", "remote_type"),
+    [
+        # the generator raises after its items
+        (ss.count_then_fail, 5, "generator failed after 5", "ValueError"),
+        # it yields a value that cannot be encoded, deep into a batched burst
+        (ss.count_then_unsendable, 300, "cannot send this value", "TypeError"),
+    ],
+    ids=["raises", "yields-unsendable"],
+)
+async def test_generator_error_arrives_after_the_items_sent_before_it(
+    spawn_backend: str, subint_config: str, generator: object, n: int, complaint: str, remote_type: str
+) -> None:
     received: list[int] = []
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await worker(an)
-            with pytest.raises(RemoteActorError, match="generator failed after 5") as caught:
-                async with portal.open_stream_from(ss.count_then_fail, n=5) as stream:
+            with pytest.raises(RemoteActorError, match=complaint) as caught:
+                async with portal.open_stream_from(generator, n=n) as stream:  # type: ignore[arg-type]
                     async for value in stream:
                         received.append(value)
-    assert received == [0, 1, 2, 3, 4]
-    assert caught.value.remote_type == "ValueError"
+    assert received == list(range(n))
+    assert caught.value.remote_type == remote_type
 
 
 async def test_an_unsendable_item_fails_its_own_send_and_the_stream_lives(
@@ -65,21 +77,6 @@ async def test_an_unsendable_item_fails_its_own_send_and_the_stream_lives(
                     await stream.send(2)
                     assert [await stream.receive(), await stream.receive()] == [1, 2]
             assert await ctx.wait_for_result() == 2
-
-
-async def test_generator_yielding_an_unsendable_value_is_a_remote_type_error(
-    spawn_backend: str, subint_config: str
-) -> None:
-    received: list[int] = []
-    with trio.fail_after(BOUND):
-        async with open_test_nursery(spawn_backend, subint_config) as an:
-            portal = await worker(an)
-            with pytest.raises(RemoteActorError, match="cannot send this value") as caught:
-                async with portal.open_stream_from(ss.count_then_unsendable, n=300) as stream:
-                    async for value in stream:
-                        received.append(value)
-    assert received == list(range(300))
-    assert caught.value.remote_type == "TypeError"
 
 
 async def test_parent_cancelling_a_stream_ends_both_sides(spawn_backend: str, subint_config: str) -> None:
