@@ -34,9 +34,12 @@ _LAZY: dict[str, str] = {
     "install_stack_dump_signal": "._core._hangs",
     "prewarm": "._core._pool",
     "ActorNursery": "._core._nursery",
-    "current_spawn_backend": "._core._nursery",
+    "current_spawn_backend": "._core._defaults",
+    "current_config": "._core._defaults",
     "open_nursery": "._core._nursery",
-    "set_spawn_backend": "._core._nursery",
+    "set_default_config": "._core._defaults",
+    "set_spawn_backend": "._core._defaults",
+    "spawn_defaults": "._core._defaults",
     "Portal": "._core._portal",
     "dump_stacks": "._core._stacks",
 }
@@ -47,7 +50,14 @@ if TYPE_CHECKING:
     from ._core._guards import ProcessStateError, SignalStateError
     from ._core._hangs import StackDumpSignal, dump_on_hang, install_stack_dump_signal
     from ._core._pool import prewarm
-    from ._core._nursery import ActorNursery, current_spawn_backend, open_nursery, set_spawn_backend
+    from ._core._defaults import (
+        current_config,
+        current_spawn_backend,
+        set_default_config,
+        set_spawn_backend,
+        spawn_defaults,
+    )
+    from ._core._nursery import ActorNursery, open_nursery
     from ._core._portal import Portal
     from ._core._stacks import dump_stacks
 
@@ -66,31 +76,19 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = [
-    "ActorNursery",
-    "Context",
-    "MsgStream",
-    "Portal",
-    "current_spawn_backend",
-    "open_nursery",
-    "set_spawn_backend",
+#: Imported now, small and used everywhere.
+_EAGER = (
     "AbandonedInterpreterWarning",
     "ActorStartupError",
     "BootstrapError",
     "ChannelClosed",
     "ContextCancelled",
     "InterpreterKilled",
-    "ProcessStateError",
     "ProtocolError",
     "RemoteActorError",
     "RemoteError",
-    "SignalStateError",
     "StreamOverrun",
     "SubintSpawnError",
-    "census",
-    "dump_on_hang",
-    "dump_stacks",
-    "install_stack_dump_signal",
-    "StackDumpSignal",
-    "prewarm",
-]
+)
+
+__all__ = sorted([*_EAGER, *_LAZY])

@@ -13,10 +13,12 @@ from ._core._driver import (
     KillPolicy,
     Subinterpreter,
     Termination,
+    boot,
     create,
     interpreter_config,
     open_subinterpreter,
 )
+from ._core._guest import runs_trio
 
 __all__ = [
     "AbandonedInterpreter",
@@ -25,8 +27,10 @@ __all__ = [
     "KillPolicy",
     "Subinterpreter",
     "Termination",
+    "boot",
     "census",
     "create",
     "interpreter_config",
     "open_subinterpreter",
+    "runs_trio",
 ]

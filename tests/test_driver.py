@@ -115,6 +115,21 @@ async def test_idle_trio_loop_is_cancelled_cooperatively(subint_config: str, pip
             assert caught.value.how == "cancelled"
 
 
+async def test_a_plain_function_marked_runs_trio_is_cancelled_cooperatively(
+    subint_config: str, pipe: tuple[int, int]
+) -> None:
+    # An idle trio loop waits in C (epoll), where no injected exception lands: without the
+    # mark this actor could only be abandoned.
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.sync_entry_running_trio, pipe[1])
+            await wait_ready(pipe[0])
+            assert await interp.kill() == "cancelled"
+            with pytest.raises(InterpreterKilled) as caught:
+                await interp.wait()
+            assert caught.value.how == "cancelled"
+
+
 async def test_pure_python_loop_is_killed_and_destroyed_within_1s(
     subint_config: str, pipe: tuple[int, int]
 ) -> None:
@@ -157,8 +172,8 @@ async def test_thread_stuck_in_c_is_abandoned_within_the_bound_then_reclaimed(su
                 await interp.wait()
             # Once the C call returns, the stuck thread destroys its interpreter itself.
             os.write(release_write, b"x")
-            assert interp._thread is not None
-            await trio.to_thread.run_sync(interp._thread.join)
+            assert interp._runner is not None
+            await trio.to_thread.run_sync(interp._runner.thread.join)
             assert census().abandoned == () and census().interpreters == 0
     finally:
         for fd in (ready_read, ready_write, release_read, release_write):
@@ -209,8 +224,8 @@ async def test_watchdog_works_with_fds_beyond_fd_setsize(subint_config: str, pip
     try:
         with trio.fail_after(10):
             async with open_subinterpreter(subint_config) as interp:
-                assert interp._guest_control.fileno() >= 1024
                 interp.start(samples.sleep_forever, pipe[1])
+                assert interp._guest_control.fileno() >= 1024
                 await wait_ready(pipe[0])
                 assert await interp.kill() == "cancelled"
     finally:

@@ -18,7 +18,7 @@ import trio.testing
 import subint_spawn
 from subint_spawn import BootstrapError, census
 from subint_spawn._cli import _workloads
-from subint_spawn._core import _pool
+from subint_spawn._core import _driver, _pool
 
 from . import samples
 from .helpers import BOUND
@@ -27,7 +27,7 @@ from .helpers import BOUND
 def idle_ids(config: str) -> list[int]:
     owner = _pool._owner(create=False)
     assert owner is not None
-    return list(owner.pools[config].idle)
+    return [interp.id for interp in owner.pool(config, _pool.WARM_UP_MODULES).idle]
 
 
 async def has_runtime_imported(interpreter_id: int) -> bool:
@@ -159,7 +159,7 @@ def test_pool_is_torn_down_when_the_run_ends() -> None:
             # End the run with a warm-up in flight: raise the level without waiting for it.
             owner = _pool._owner(create=False)
             assert owner is not None
-            owner.pools["isolated"].level = 3
+            owner.pool("isolated", _pool.WARM_UP_MODULES).level = 3
             owner.wake()
             await trio.testing.wait_all_tasks_blocked()
             assert _pool.status("isolated").warming == 1
@@ -168,6 +168,17 @@ def test_pool_is_torn_down_when_the_run_ends() -> None:
     assert census().interpreters == 0 and census().threads == 0 and census().abandoned == ()
     alive = {entry[0] for entry in _interpreters.list_all()}
     assert not alive & set(seen)
+
+
+async def test_the_orphan_reaper_destroys_idle_warm_interpreters(subint_config: str) -> None:
+    # What the guest of a hard-killed actor runs once its own trio loop is dead, when the
+    # pool's owner never got to destroy the idle interpreters: they are the driver's too.
+    with trio.fail_after(BOUND):
+        await subint_spawn.prewarm(2, subint_config)  # type: ignore[arg-type]
+        idle = idle_ids(subint_config)
+        assert len(idle) == 2
+        _driver.reap_orphans_blocking()
+        assert not {entry[0] for entry in _interpreters.list_all()} & set(idle)
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.1])
@@ -197,7 +208,7 @@ async def test_a_warm_up_that_fails_is_reported_and_leaves_nothing() -> None:
     sys.path[:] = ["/nonexistent"]  # trio and the runtime cannot be found by a new interpreter
     try:
         with trio.fail_after(BOUND):
-            with pytest.raises(BootstrapError, match="warming up"):
+            with pytest.raises(BootstrapError, match="could not boot"):
                 await subint_spawn.prewarm(1)
     finally:
         sys.path[:] = saved

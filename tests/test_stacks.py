@@ -16,7 +16,8 @@ import pytest
 import trio
 
 from subint_spawn import dump_stacks, install_stack_dump_signal
-from subint_spawn._core._stacks import ControlLink, DumpTarget, control_socketpair, render_here
+from subint_spawn._core._control import ControlLink, control_socketpair
+from subint_spawn._core._stacks import DumpTarget, render_here
 from subint_spawn.driver import open_subinterpreter
 
 from . import stack_samples
@@ -169,7 +170,7 @@ async def test_dump_while_the_kill_path_reads_the_same_control_socket(subint_con
 
             def kill_path_poller() -> None:
                 while not stop.is_set():
-                    interp._guest_cleaning_up()
+                    interp._cleaning_up()
 
             poller = threading.Thread(target=kill_path_poller)
             poller.start()
@@ -180,7 +181,7 @@ async def test_dump_while_the_kill_path_reads_the_same_control_socket(subint_con
                 poller.join(BOUND)
             await gate.release()
             await interp.wait_exited()
-            assert interp._guest_cleaning_up()  # sent before its thread ended; reaping closes the link
+            assert interp._cleaning_up()  # sent before its thread ended; reaping closes the link
             assert await interp.wait() == "released"
     for text in texts:
         mine = section(text, "polled")
@@ -191,7 +192,7 @@ def test_link_keeps_replies_and_the_cleaning_up_notice_apart() -> None:
     parent, guest = control_socketpair()
     link = ControlLink(parent)
     try:
-        from subint_spawn._core import _stacks
+        from subint_spawn._core import _control
 
         stale = link.request_dump(1.0)
         assert stale is not None
@@ -199,16 +200,16 @@ def test_link_keeps_replies_and_the_cleaning_up_notice_apart() -> None:
         request = link.request_dump(1.0)
         assert request is not None
         for _ in range(2):  # what the guest received: two requests
-            assert _stacks.parse_dump_request(guest.recv(64)) is not None
+            assert _control.parse_dump_request(guest.recv(64)) is not None
         # A late reply to the forgotten request, half of the current one, the notice, the rest.
         deadline = 1e18
-        assert _stacks.send_dump_reply(guest, stale, "old news", deadline)
-        first = b"D" + _stacks._REPLY.pack(request, 0) + b"part one, "
-        assert _stacks.send_record(guest, first, deadline)
-        assert _stacks.send_record(guest, b"u", deadline)
+        assert _control.send_dump_reply(guest, stale, "old news", deadline)
+        first = b"D" + _control._REPLY.pack(request, 0) + b"part one, "
+        assert _control.send_record(guest, first, deadline)
+        assert _control.send_record(guest, b"u", deadline)
         assert link.cleaning_up()  # reads everything that is there, replies included
         assert link.answer(request) is None  # not complete yet, and not lost either
-        assert _stacks.send_record(guest, b"D" + _stacks._REPLY.pack(request, 1) + b"part two", deadline)
+        assert _control.send_record(guest, b"D" + _control._REPLY.pack(request, 1) + b"part two", deadline)
         assert link.answer(request) == "part one, part two"
         assert link.request_dump(1.0) is None  # its watchdog stopped: nobody would answer
     finally:
@@ -226,13 +227,13 @@ def test_actors_that_cannot_answer_are_reported_within_the_bound() -> None:
     try:
         mute = DumpTarget("actor 'mute' (subinterpreter 98, isolated)", link)
         ending = DumpTarget("actor 'ending' (subinterpreter 99, isolated)", ending_link)
-        from subint_spawn._core import _stacks
+        from subint_spawn._core import _control
 
         def half_answer_then_end() -> None:
-            request = _stacks.parse_dump_request(ending_guest.recv(64))
+            request = _control.parse_dump_request(ending_guest.recv(64))
             assert request is not None
-            half = b"D" + _stacks._REPLY.pack(request[0], 0) + b"first half"
-            _stacks.send_record(ending_guest, half, time.monotonic() + BOUND)
+            half = b"D" + _control._REPLY.pack(request[0], 0) + b"first half"
+            _control.send_record(ending_guest, half, time.monotonic() + BOUND)
             ending_guest.close()
 
         fake_guest = threading.Thread(target=half_answer_then_end)

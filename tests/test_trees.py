@@ -73,6 +73,20 @@ async def test_hard_killed_mid_level_actor_leaves_no_orphans(spawn_backend: str,
             await wait_gone(leaf_pids)
 
 
+async def test_hard_killed_actor_leaves_no_idle_warm_interpreters(subint_config: str) -> None:
+    interpreters_before = {entry[0] for entry in _interpreters.list_all()}
+    with trio.fail_after(30):
+        async with open_test_nursery("subint", subint_config) as an:
+            mid = await an.start_actor("mid", enable_modules=["tests.tree_samples"])
+            with pytest.raises((ChannelClosed, RemoteActorError)):
+                async with mid.open_context(ts.mid_stuck_with_a_warm_pool, warm=2, config=subint_config):
+                    # The mid and its two idle warm interpreters.
+                    assert len({entry[0] for entry in _interpreters.list_all()} - interpreters_before) == 3
+                    await mid.cancel_actor()  # the mid ignores IPC: hard kill
+    # The mid's guest destroyed the idle ones after its trio loop died under the kill.
+    assert {entry[0] for entry in _interpreters.list_all()} == interpreters_before
+
+
 @pytest.mark.timeout(240)
 async def test_100_actors_in_one_tree_each_streaming_to_the_root(spawn_backend: str, subint_config: str) -> None:
     totals: dict[str, int] = {}

@@ -59,6 +59,14 @@ async def mid_stuck_with_stuck_leaves(ctx: subint_spawn.Context, leaves: int) ->
         spin()
 
 
+async def mid_stuck_with_a_warm_pool(ctx: subint_spawn.Context, warm: int, config: str) -> None:
+    """A warm pool of its own, then the mid spins: only a hard kill ends it, and its trio
+    loop dies before the pool's owner can destroy the idle interpreters."""
+    await subint_spawn.prewarm(warm, config)  # type: ignore[arg-type]
+    await ctx.started(None)
+    spin()
+
+
 async def stream_numbers(n: int) -> Any:
     for i in range(n):
         yield i

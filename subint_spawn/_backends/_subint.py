@@ -11,7 +11,9 @@ from .._core import _driver, _pool
 from .._core._actor import actor_main
 from .._core._channel import Channel
 from .._core._codec import PickleCodec
+from .._core._names import Config
 from .._exceptions import InterpreterKilled
+from . import StopOutcome
 
 __all__ = ["SubintActor", "spawn"]
 
@@ -45,7 +47,7 @@ class SubintActor:
     async def wait_exited(self) -> None:
         await self.interp.wait_exited()
 
-    async def hard_stop(self) -> str:
+    async def hard_stop(self) -> StopOutcome:
         return await self.interp.kill()
 
     async def reap(self) -> BaseException | None:
@@ -62,27 +64,25 @@ class SubintActor:
         return None
 
 
-async def spawn(name: str, enable_modules: list[str], config: _driver.Config) -> SubintActor:
+async def spawn(name: str, enable_modules: list[str], config: Config) -> SubintActor:
     parent_end, child_end = socket.socketpair()
     try:
-        # A warm interpreter from this run's pool if one is idle (runtime already imported:
-        # ready in milliseconds), else one booted now under the pool's per-config bound on
-        # concurrent boots.  Either way the interpreter is this actor's alone from here on,
-        # and its teardown destroys it.  If booting that way failed, the plain way below
-        # reports the failure like any actor that cannot start.
-        interp = _pool.take(config, name=name, policy=ACTOR_KILL_POLICY)
-        if interp is None:
-            interp = await _pool.boot(config, name=name, policy=ACTOR_KILL_POLICY)
-        if interp is None:
-            interp = await _driver.create(config, name=name, policy=ACTOR_KILL_POLICY)
+        interp = await _interpreter_for(name, config)
     except BaseException:
         parent_end.close()
         child_end.close()
         raise
     try:
-        log_level = logging.getLogger().getEffectiveLevel()  # the actor logs what we would show
         interp.start(
-            actor_main, child_end.fileno(), name, enable_modules, "pickle", True, "subint", config, log_level
+            actor_main,
+            fd=child_end.fileno(),
+            name=name,
+            enable_modules=enable_modules,
+            codec="pickle",
+            dup=True,
+            backend="subint",
+            config=config,
+            log_level=logging.getLogger().getEffectiveLevel(),  # the actor logs what we would show
         )
     except BaseException:
         parent_end.close()
@@ -92,3 +92,18 @@ async def spawn(name: str, enable_modules: list[str], config: _driver.Config) ->
         raise
     channel = Channel(parent_end, PickleCodec())
     return SubintActor(name, interp, channel, child_end)
+
+
+async def _interpreter_for(name: str, config: Config) -> _driver.Subinterpreter:
+    """A warm interpreter from this run's pool if one is idle (runtime already imported: ready
+    in milliseconds), else one booted now under the pool's per-config bound on concurrent
+    boots.  Either way it is this actor's alone from here on, and its teardown destroys it.
+    If booting that way failed, a bare interpreter: the actor then reports the failure (its
+    import error, with the traceback) like any actor that cannot start."""
+    policy = ACTOR_KILL_POLICY
+    interp = _pool.take(config, name=name, policy=policy, guard_process=True)
+    if interp is None:
+        interp = await _pool.boot(config, name=name, policy=policy, guard_process=True)
+    if interp is None:
+        interp = await _driver.boot(config, name=name, policy=policy, guard_process=True)
+    return interp

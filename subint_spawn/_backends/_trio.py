@@ -23,14 +23,14 @@ import trio
 
 from .._core._channel import Channel
 from .._core._codec import MsgpackCodec
-from .._core._stacks import ControlLink, DumpTarget, control_socketpair
+from .._core._control import ControlLink, control_socketpair
+from .._core._names import DUMP_FD_ENV, LOG_LEVEL_ENV, PARENT_PID_ENV, PATH_ENV, Config
+from .._core._stacks import DumpTarget, register_dump_source
 from .._exceptions import RemoteActorError
+from . import StopOutcome
 
 __all__ = ["ProcessActor", "dump_targets", "spawn"]
 
-PATH_ENV = "SUBINT_SPAWN_SYS_PATH"
-LOG_LEVEL_ENV = "SUBINT_SPAWN_LOG_LEVEL"
-DUMP_FD_ENV = "SUBINT_SPAWN_DUMP_FD"
 REAP_BOUND = 5.0
 
 
@@ -47,13 +47,18 @@ class ProcessActor:
         pass  # the child end was closed right after the child was started
 
     @property
+    def where(self) -> str:
+        """Where the actor runs, for messages about it (Ctrl-C's abandon report)."""
+        return f"process {self.process.pid}"
+
+    @property
     def exited(self) -> bool:
         return self.process.returncode is not None
 
     async def wait_exited(self) -> None:
         await self.process.wait()
 
-    async def hard_stop(self) -> str:
+    async def hard_stop(self) -> StopOutcome:
         self._killed = True
         with trio.CancelScope(shield=True):
             if self.process.returncode is None:
@@ -85,20 +90,27 @@ _LIVE: set[ProcessActor] = set()
 
 def dump_targets() -> list[DumpTarget]:
     return [
-        DumpTarget(f"actor {actor.name!r} (process {actor.process.pid}, trio backend)", actor.dumps)
+        DumpTarget(
+            f"actor {actor.name!r} (process {actor.process.pid}, trio backend)",
+            actor.dumps,
+            silence_hint="its dump thread got no GIL (a thread holding it in C?) or the process is stopped",
+        )
         for actor in sorted(_LIVE, key=lambda a: a.process.pid)
         if actor.process.returncode is None
     ]
 
 
-async def spawn(name: str, enable_modules: list[str], config: str) -> ProcessActor:
+register_dump_source(dump_targets)
+
+
+async def spawn(name: str, enable_modules: list[str], config: Config) -> ProcessActor:
     del config  # interpreter configs mean nothing to a subprocess
     parent_end, child_end = socket.socketpair()
     dump_end, child_dump_end = control_socketpair()
     env = dict(os.environ)
     env[PATH_ENV] = json.dumps(sys.path)
     env[DUMP_FD_ENV] = str(child_dump_end.fileno())
-    env["SUBINT_SPAWN_PARENT_PID"] = str(os.getpid())
+    env[PARENT_PID_ENV] = str(os.getpid())
     env[LOG_LEVEL_ENV] = str(logging.getLogger().getEffectiveLevel())  # the actor logs what we show
     command = [
         sys.executable,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 import os
 import sys
+
+from .._core._names import DUMP_FD_ENV, LOG_LEVEL_ENV, PARENT_PID_ENV, PATH_ENV
 
 
 def main() -> None:
     fd, name, modules = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-    path = os.environ.pop("SUBINT_SPAWN_SYS_PATH", None)
+    path = os.environ.pop(PATH_ENV, None)
     if path:
         sys.path[:] = json.loads(path)
     _die_with_parent()
@@ -18,14 +21,26 @@ def main() -> None:
 
     from .._core._actor import actor_main
 
-    log_level = int(os.environ.pop("SUBINT_SPAWN_LOG_LEVEL", "30") or 30)
+    log_level = int(os.environ.pop(LOG_LEVEL_ENV, "30") or 30)
     # After the environ pops above: they are environment writes, which the guards refuse.
     from .._core._guards import install_process_guards
     from .._core._interrupt import ignore_sigint_in_actor_process
 
     ignore_sigint_in_actor_process()
     install_process_guards(name, own_process=True)
-    trio.run(actor_main, fd, name, modules, "msgpack", False, "trio", "isolated", log_level)
+    trio.run(
+        partial(
+            actor_main,
+            fd=fd,
+            name=name,
+            enable_modules=modules,
+            codec="msgpack",
+            dup=False,
+            backend="trio",
+            config="isolated",
+            log_level=log_level,
+        )
+    )
 
 
 def _die_with_parent() -> None:
@@ -36,7 +51,7 @@ def _die_with_parent() -> None:
     Not PR_SET_PDEATHSIG: it fires when the parent *thread* that forked exits, and trio forks
     from a worker thread that exits after 10 s idle (that killed every actor after ~10 s).
     """
-    expected = int(os.environ.pop("SUBINT_SPAWN_PARENT_PID", "0") or 0)
+    expected = int(os.environ.pop(PARENT_PID_ENV, "0") or 0)
     if not expected or not hasattr(os, "pidfd_open"):
         return
     try:
@@ -69,7 +84,7 @@ def _answer_stack_dumps() -> None:
     asks this process's own actors, which a faulthandler signal dump could not.  It ends with
     the process; the parent closes its end when it reaps us.
     """
-    fd = int(os.environ.pop("SUBINT_SPAWN_DUMP_FD", "-1") or -1)
+    fd = int(os.environ.pop(DUMP_FD_ENV, "-1") or -1)
     if fd < 0:
         return
     import socket

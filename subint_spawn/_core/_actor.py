@@ -22,7 +22,10 @@ import trio
 from .._exceptions import ChannelClosed, ProtocolError
 from . import _logs
 from . import _messages as m
+from ._errors import ErrorInfo, describe, sendable_text
 from ._channel import Channel, channel_from_fd
+from ._control import KilledByWatchdog
+from ._names import BackendName, Config
 from ._context import ActorContext
 from ._codec import CodecName, get_codec
 from ._funcref import is_async_function, resolve
@@ -41,13 +44,14 @@ _REFUSED_HINT = (
 
 
 async def actor_main(
+    *,
     fd: int,
     name: str,
     enable_modules: list[str],
     codec: CodecName,
     dup: bool,
-    backend: str,
-    config: str,
+    backend: BackendName,
+    config: Config,
     log_level: int = logging.WARNING,
 ) -> None:
     """Entry point of an actor: serve the parent on the socket ``fd``.
@@ -60,8 +64,8 @@ async def actor_main(
     """
     from ._defaults import set_default_config, set_spawn_backend
 
-    set_spawn_backend(backend)  # type: ignore[arg-type]
-    set_default_config(config)  # type: ignore[arg-type]
+    set_spawn_backend(backend)
+    set_default_config(config)
     channel = channel_from_fd(fd, get_codec(codec), dup=dup)
     forwarding = _logs.install(channel, name, log_level)
     try:
@@ -90,8 +94,8 @@ class _Actor:
         self.calls: dict[int, trio.CancelScope] = {}
         self.contexts: dict[int, ActorContext] = {}
 
-    def describe(self, exc: BaseException) -> m.ErrorInfo:
-        return m.error_info(exc, self.name, with_pickle=self.in_process)
+    def describe(self, exc: BaseException) -> ErrorInfo:
+        return describe(exc, self.name, with_pickle=self.in_process)
 
     async def serve(self, enable_modules: list[str]) -> None:
         try:
@@ -209,7 +213,7 @@ class _Actor:
                     frame = self._result_frame(cid, module, qualname, result)
             if scope.cancelled_caught or frame is None:
                 who = "the parent" if ctx.cancelled_by_peer else f"actor {self.name!r} itself"
-                info: m.ErrorInfo = [
+                info: ErrorInfo = [
                     "ContextCancelled", f"context {module}.{qualname} was cancelled by {who}", "", self.name, None
                 ]
                 frame = self.channel.encode((m.CANCELLED, cid, info))
@@ -248,7 +252,7 @@ class _Actor:
             # Never let describing an error kill the actor: send what surely encodes.
             type_name, message, text, where, _ = info
             note = f"\n[the error could not be sent whole: {failure}]"
-            return self.channel.encode((m.ERROR, cid, [type_name, message, text + m.sendable_text(note), where, None]))
+            return self.channel.encode((m.ERROR, cid, [type_name, message, text + sendable_text(note), where, None]))
 
     def _result_frame(self, cid: int, module: str, qualname: str, result: Any) -> bytes:
         try:
@@ -260,4 +264,4 @@ class _Actor:
 
 def _is_kill(exc: BaseException) -> bool:
     """The driver's injected exception must end the actor, not become a call's answer."""
-    return type(exc).__name__ == "KilledByWatchdog"
+    return isinstance(exc, KilledByWatchdog)

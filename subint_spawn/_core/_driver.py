@@ -1,39 +1,47 @@
-"""Own one subinterpreter's life: create it, run one function in it on a dedicated OS thread,
+"""Own one subinterpreter's life: boot it, run one function in it on a dedicated OS thread,
 hear when it ends, kill it if asked, and destroy it -- never hanging the caller, never leaking.
+
+This module is the one owner of that life.  The public :mod:`subint_spawn.driver`, the warm
+pool (a cache of booted :class:`Subinterpreter` objects, :mod:`._pool`) and the orphan reaper
+(:func:`reap_orphans_blocking`) are thin callers of what is here.
 
 Life of a :class:`Subinterpreter`, which is one-shot (a used interpreter is destroyed, never
 reused: its ``sys.modules`` and module state would leak into the next user)::
 
-    create (off the trio loop)  ->  start(fn)  ->  fn ends | kill()  ->  reap: join + destroy
+    boot (create + imports, on a thread)  ->  start(fn)  ->  fn ends | kill()  ->  reap
 
 Why each piece is the way it is:
 
-* **A dedicated, non-cached thread per interpreter.**  Running a subinterpreter leaves that
-  interpreter's thread state bound to the OS thread, so a recycled worker (trio's thread cache)
-  would carry it into unrelated jobs.  The thread is a daemon so a wedged one never blocks
-  process exit.  Driving interpreters from a worker thread is also far cheaper than from the
-  main thread (~20 us vs ~140 us per ``exec`` here).
-* **Exit is signalled through the parent's trio token** from the thread's ``finally``:
-  ``run_sync_soon`` never blocks, so the thread is done microseconds later.  If the parent's
-  loop is already gone (``RunFinishedError``) nobody will reap, so the thread reaps itself.
+* **Every blocking step runs on a dedicated, non-cached thread** (:mod:`._handoff`): booting,
+  running, destroying.  Running code in an interpreter leaves its thread state bound to the OS
+  thread, so a recycled worker (trio's thread cache) would carry it into unrelated jobs; and
+  destroying runs the interpreter's own finalizers.  The threads are daemons so a wedged one
+  never blocks process exit.  Driving interpreters from a worker thread is also far cheaper
+  than from the main thread (~20 us vs ~140 us per ``exec`` here).
+* **Exit is signalled through the parent's trio token** from the thread's ``finally``.  If the
+  parent's loop is already gone nobody will reap, so the thread reaps itself.
 * **Join and destroy happen off the trio loop, bounded.**  ``destroy`` finalizes a whole
   interpreter (milliseconds) and blocks while any non-daemon thread lives in it, so it is only
   called once the guest reported that none does.
-* **Kill escalates** (see :mod:`._guest` for the inside half): cooperative cancel of the guest's
-  root trio scope; after ``grace``, an exception injected into the runner thread, repeated
-  until ``kill_bound``; then *abandon*: a loud warning, a census record, and the caller goes on.
-  The abandoned thread destroys its interpreter itself if it ever comes back out of C.
+* **Kill escalates** (:func:`_escalation`, the inside half is :mod:`._guest`): cooperative
+  cancel of the guest's root trio scope; after ``grace``, an exception injected into the runner
+  thread, repeated until ``kill_bound``; a guest that says it is past its function gets
+  ``cleanup_bound`` instead; then *abandon*: a loud warning, a census record, and the caller
+  goes on.  The abandoned thread destroys its interpreter itself if it ever comes back out of
+  C.  The same steps run from trio (:meth:`Subinterpreter.kill`) and, after a guest's own loop
+  died, from plain blocking joins (:func:`reap_orphans_blocking`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import sys
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,18 +52,43 @@ import trio
 from .._exceptions import AbandonedInterpreterWarning, BootstrapError, InterpreterKilled, RemoteError
 from . import _guest
 from ._census import REGISTRY, AbandonedInterpreter, now
+from ._control import CANCEL, KILL, ControlLink, control_socketpair
+from ._errors import rebuild
 from ._funcref import ref_of
-from ._handoff import Handoff
-from ._stacks import ControlLink, DumpTarget, control_socketpair
+from ._handoff import DedicatedThread
+from ._names import CONFIGS, Config, check_config
+from ._stacks import DumpTarget, register_dump_source
 
-__all__ = ["Config", "KillPolicy", "Subinterpreter", "Termination", "open_subinterpreter"]
+__all__ = [
+    "BOOT_BOUND",
+    "CONFIGS",
+    "Config",
+    "KillPolicy",
+    "Subinterpreter",
+    "Termination",
+    "boot",
+    "create",
+    "interpreter_config",
+    "open_subinterpreter",
+    "reap_orphans_blocking",
+]
 
 log = logging.getLogger("subint_spawn.driver")
 
-Config = Literal["isolated", "legacy"]
+Termination = Literal["exited", "cancelled", "killed", "abandoned"]
+
+#: A boot (create + imports) that takes longer than this is abandoned: census record, warning,
+#: and its thread destroys the interpreter itself if it ever finishes.
+BOOT_BOUND = 60.0
+#: A destroy that takes longer than this is left to finish on its own thread (listed in the
+#: census meanwhile); the caller goes on.
+DESTROY_BOUND = 30.0
+#: Niceness of background boots (Linux): warm-pool refills yield the cores to running actors
+#: and the parent's loop.
+BACKGROUND_NICENESS = 10
 
 _SET_PATH = "import sys; sys.path[:] = _parent_path; del _parent_path"
-Termination = Literal["exited", "cancelled", "killed", "abandoned"]
+_IMPORT = "import importlib as _il\nfor _m in _modules:\n    _il.import_module(_m)\ndel _il, _m, _modules\n"
 
 
 @dataclass(frozen=True)
@@ -81,45 +114,52 @@ def interpreter_config(config: Config) -> Any:
     """The ``_interpreters`` config for our two named configs.
 
     ``isolated`` (own GIL) must allow daemon threads: trio's ``to_thread`` workers are daemons.
-    ``legacy`` shares the main GIL and loads single-phase-init extensions (msgspec 0.22 and many
+    ``legacy`` shares the main GIL and loads single-phase-init extensions (msgspec 0.23 and many
     other C extensions refuse to import in an isolated interpreter).
     """
-    if config == "isolated":
+    if check_config(config) == "isolated":
         return _interpreters.new_config("isolated", allow_daemon_threads=True)
-    if config == "legacy":
-        return _interpreters.new_config("legacy")
-    raise ValueError(f"unknown interpreter config {config!r}: use 'isolated' or 'legacy'")
+    return _interpreters.new_config("legacy")
 
 
 class Subinterpreter:
-    """One subinterpreter and the one dedicated thread that runs a function in it.
+    """One booted subinterpreter and the one dedicated thread that runs a function in it.
 
-    Make one with :func:`open_subinterpreter`, which guarantees it is killed and destroyed when
-    the block exits however it exits.
+    Make one with :func:`open_subinterpreter` (or :func:`create`, and then the caller must
+    :meth:`aclose` it): it is killed and destroyed when the block exits however it exits.
+    ``name`` labels its thread, stack dumps and errors; ``guard_process`` makes the guest
+    refuse changes to process-wide state (:mod:`._guards`), as actors do.
     """
 
-    def __init__(self, interpreter_id: int, config: Config, name: str, policy: KillPolicy) -> None:
+    def __init__(
+        self,
+        interpreter_id: int,
+        config: Config,
+        *,
+        name: str = "interp",
+        policy: KillPolicy | None = None,
+        guard_process: bool = False,
+    ) -> None:
         self.id = interpreter_id
         self.config = config
         self.name = name
-        self.policy = policy
-        # The parent's end is read by one ControlLink only: the kill path's "cleaning up?" and
-        # stack dumps share it without eating each other's records (see _stacks).
-        self._control, self._guest_control = control_socketpair()
-        self._link = ControlLink(self._control)
-        self._thread: threading.Thread | None = None
-        # Set when the thread has finished, or when we abandoned it: either way nobody in this
+        self.policy = policy or KillPolicy()
+        self.guard_process = guard_process
+        # Created at start(): an idle (warm) interpreter holds no fds.
+        self._link: ControlLink | None = None
+        self._guest_control: Any = None
+        self._runner: DedicatedThread | None = None
+        # Set when the runner has finished, or when we abandoned it: either way nobody in this
         # trio loop has anything left to wait for.
         self._exited = trio.Event()
-        self._raw: Any = None
-        self._termination: Termination | None = None
-        # Guards the hand-off between "the thread finished" and "the parent gave up on it".
-        self._handoff = Handoff()
+        self._outcome: _guest.Outcome | None = None
+        self._failure: BaseException | None = None  # running anything in it failed
         self._reaped = False  # a reap has started (it may have been cut short)
-        # Destroy exactly once, whichever thread gets there: the trio side, the interpreter's
-        # own thread, a late destroyer, or the orphan reaper of a killed parent actor.
+        # Destroy exactly once, whichever thread gets there: the trio side, the runner thread
+        # itself, a late destroyer, or the orphan reaper of a killed parent actor.
         self._destroy_lock = threading.Lock()
         self._destroyed = False
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"<Subinterpreter id={self.id} {self.config} {self.name!r}>"
@@ -129,13 +169,21 @@ class Subinterpreter:
         return f"subint-{self.id}-{self.name}"
 
     @property
+    def started(self) -> bool:
+        return self._runner is not None
+
+    @property
     def running(self) -> bool:
-        return self._thread is not None and not self._exited.is_set()
+        return self._runner is not None and not self._exited.is_set()
 
     @property
     def exited(self) -> bool:
         """The function ended, or the interpreter was abandoned (nothing more to wait for)."""
         return self._exited.is_set()
+
+    @property
+    def abandoned(self) -> bool:
+        return self._runner is not None and self._runner.abandoned
 
     async def wait_exited(self) -> None:
         """Until :attr:`exited`; unlike :meth:`wait` this neither reaps nor raises."""
@@ -149,8 +197,10 @@ class Subinterpreter:
         ``fn`` must be importable by name inside the interpreter (a module-level function);
         ``async def`` functions run under ``trio.run`` there.
         """
-        if self._thread is not None:
+        if self._runner is not None:
             raise RuntimeError(f"{self!r} was already started; interpreters are one-shot")
+        if self._destroyed:
+            raise RuntimeError(f"{self!r} was already destroyed")
         fn_ref = ref_of(fn)
         try:
             arguments = pickle.dumps((args, kwargs))
@@ -159,31 +209,37 @@ class Subinterpreter:
                 f"arguments for {fn_ref[0]}.{fn_ref[1]} cannot cross into a subinterpreter: {exc}. "
                 "Pass picklable values (plain data, or instances of module-level classes)"
             ) from exc
-        self._handoff.token = trio.lowlevel.current_trio_token()
-        call_args = (self._guest_control.fileno(), fn_ref, arguments)
-        self._thread = threading.Thread(
-            target=self._thread_main,
-            args=(tuple(sys.path), call_args),
+        parent_end, guest_end = control_socketpair()
+        self._link, self._guest_control = ControlLink(parent_end), guest_end
+        guard_label = self.name if self.guard_process else None
+        call_args = (guest_end.fileno(), fn_ref, arguments, guard_label)
+        runner = DedicatedThread(
+            lambda: self._run(tuple(sys.path), call_args),
             name=self.thread_name,
-            daemon=True,
+            on_done=self._exited.set,
+            orphaned=self._destroy,
         )
-        REGISTRY.thread_started(id(self._thread))
-        self._thread.start()
-
-    def _thread_main(self, parent_path: tuple[str, ...], call_args: tuple[Any, ...]) -> None:
+        self._runner = runner
         try:
-            # A fresh interpreter computes its own sys.path, which lacks whatever the parent
-            # added; set it before anything of ours is imported there.
+            runner.start()
+        except BaseException:
+            self._runner = None
+            raise
+
+    def _run(self, parent_path: tuple[str, ...], call_args: tuple[Any, ...]) -> None:
+        try:
+            # sys.path again: a warm interpreter was booted with the path of that moment.
             excinfo = _interpreters.exec(self.id, _SET_PATH, {"_parent_path": parent_path})
             if excinfo is not None:
-                self._raw = (None, excinfo)
+                self._failure = _excinfo_error(excinfo, f"setting sys.path in {self!r} failed")
+                return
+            outcome, excinfo = _interpreters.call(self.id, _guest.run_guarded, call_args)
+            if excinfo is not None:
+                self._failure = _excinfo_error(excinfo, "the guest could not start")
             else:
-                self._raw = _interpreters.call(self.id, _guest.run_guarded, call_args)
+                self._outcome = outcome
         except BaseException as exc:  # the call itself failed: the interpreter is unusable
-            self._raw = exc
-        finally:
-            self._handoff.thread_done(self._exited.set, self._reap_in_thread)
-            REGISTRY.thread_finished(id(threading.current_thread()))
+            self._failure = exc
 
     # -- wait and kill -----------------------------------------------------------------------
 
@@ -194,7 +250,7 @@ class Subinterpreter:
         :class:`BootstrapError` if it could not start, :class:`InterpreterKilled` if it was
         cancelled, killed or abandoned.
         """
-        if self._thread is None:
+        if self._runner is None:
             raise RuntimeError(f"{self!r} was never started")
         await self._exited.wait()
         await self._reap()
@@ -203,45 +259,41 @@ class Subinterpreter:
     async def kill(self) -> Termination:
         """Stop the running function, escalating as far as needed; return how it ended.
 
-        Bounded by the policy (about ``grace + kill_bound``) and shielded from cancellation:
-        giving up half-way would leave a running interpreter nobody owns.
+        Bounded by the policy (about ``grace + kill_bound``, or ``cleanup_bound`` for a guest
+        that is past its function) and shielded from cancellation: giving up half-way would
+        leave a running interpreter nobody owns.
         """
         with trio.CancelScope(shield=True):
-            if self._thread is None or self._exited.is_set():
+            if self._runner is None or self._exited.is_set():
                 return self._ending()
-            self._command(_guest.CANCEL)
-            with trio.move_on_after(self.policy.grace):
-                await self._exited.wait()
-                return self._ending()
-            deadline = trio.current_time() + self.policy.kill_bound
-            while trio.current_time() < deadline and not self._guest_cleaning_up():
-                self._command(_guest.KILL)
-                with trio.move_on_after(min(self.policy.inject_every, deadline - trio.current_time())):
-                    await self._exited.wait()
-                    return self._ending()
-            if self._guest_cleaning_up():
-                with trio.move_on_after(self.policy.cleanup_bound):
-                    await self._exited.wait()
+            for timeout, waiting_for in _escalation([self], self.policy, trio.current_time):
+                if waiting_for:
+                    with trio.move_on_after(timeout):
+                        await self._exited.wait()
+                if self._exited.is_set():
                     return self._ending()
             if self._abandon("still running after cancel and injected exceptions (stuck in C?)"):
                 return "abandoned"
             await self._exited.wait()  # it finished in the last instant; the signal is queued
             return self._ending()
 
-    def _guest_cleaning_up(self) -> bool:
-        """Has the guest said its function is over (see ``_guest.CLEANING_UP``)?"""
-        return self._link.cleaning_up()
+    def _finished(self) -> bool:
+        """The runner thread's function is over (thread-safe; no trio needed)."""
+        return self._runner is None or self._runner.finished
+
+    def _cleaning_up(self) -> bool:
+        """Has the guest said its function is over (see ``_control.CLEANING_UP``)?"""
+        return self._link is not None and self._link.cleaning_up()
 
     def _command(self, command: bytes) -> None:
-        self._link.send(command)  # if it cannot go, the guest is already being told or is gone
+        if self._link is not None:
+            self._link.send(command)  # if it cannot go, the guest is being told or is gone
 
     def _ending(self) -> Termination:
-        if self._handoff.abandoned:
+        if self.abandoned:
             return "abandoned"
-        raw = self._raw
-        if isinstance(raw, tuple) and raw[1] is None and raw[0][0] in ("cancelled", "killed"):
-            status: Termination = raw[0][0]
-            return status
+        if self._outcome is not None and self._outcome.status in ("cancelled", "killed"):
+            return self._outcome.status  # type: ignore[return-value]
         return "exited"
 
     def _abandon(
@@ -253,17 +305,10 @@ class Subinterpreter:
         was not stuck after all and the caller reaps as usual (returns False).  ``fate`` tells
         the user what becomes of the interpreter.
         """
-        if not self._handoff.give_up(thread_stuck=thread_stuck):
+        if self._runner is not None and not self._runner.give_up(thread_stuck=thread_stuck):
             return False
         self._exited.set()
-        record = AbandonedInterpreter(self.id, self.thread_name, self.config, reason, now())
-        REGISTRY.abandoned(record)
-        message = (
-            f"abandoned subinterpreter {self.id} ({self.config}) and its thread "
-            f"{self.thread_name!r}: {reason}. {fate}; see subint_spawn.census()"
-        )
-        log.warning(message)
-        warnings.warn(AbandonedInterpreterWarning(message), stacklevel=3)
+        _report_abandoned(self.id, self.thread_name, self.config, reason, fate)
         return True
 
     # -- reap ----------------------------------------------------------------------------------
@@ -276,19 +321,20 @@ class Subinterpreter:
             await self._reap()
 
     async def _reap(self) -> None:
-        if self._reaped or self._handoff.abandoned:
+        if self._reaped or self.abandoned or self._destroyed:
             return
         self._reaped = True
-        if self._thread is not None:
-            await trio.to_thread.run_sync(self._thread.join, self.policy.join_bound)
-            if self._thread.is_alive():
+        runner = self._runner
+        if runner is not None:
+            ended = await trio.to_thread.run_sync(runner.join, self.policy.join_bound)
+            if not ended:
                 self._reaped = False
                 self._abandon("its thread signalled exit but did not end")
                 return
         if not self._safe_to_destroy():
             self._abandon_to_late_destroyer()
             return
-        await trio.to_thread.run_sync(self._destroy)
+        await _destroy_off_loop(self)
 
     def _abandon_to_late_destroyer(self) -> None:
         """The guest left non-daemon threads running.  Destroying the interpreter waits for
@@ -301,53 +347,39 @@ class Subinterpreter:
         )
         threading.Thread(target=self._destroy, name=f"subint-late-destroy-{self.id}", daemon=True).start()
 
-    def _reap_in_thread(self) -> None:
-        # On the interpreter's own dedicated thread, which nobody waits for: destroying here
-        # may wait for the guest's leftover non-daemon threads, and that is fine.
-        self._reaped = True
-        self._destroy()
-
     def _safe_to_destroy(self) -> bool:
-        leftovers = self._leftover_threads()
+        leftovers = self._outcome.leftover_threads if self._outcome is not None else ()
         if leftovers:
             described = ", ".join(f"{name!r}{' (daemon)' if daemon else ''}" for name, daemon in leftovers)
             log.warning("actor interpreter %d left threads running: %s", self.id, described)
         return not any(not daemon for _, daemon in leftovers)
 
-    def _leftover_threads(self) -> tuple[tuple[str, bool], ...]:
-        raw = self._raw
-        if isinstance(raw, tuple) and raw[1] is None:
-            leftovers: tuple[tuple[str, bool], ...] = raw[0][2]
-            return leftovers
-        return ()
-
     def _destroy(self) -> None:
+        """Destroy the interpreter, once, on whatever thread calls this (it blocks)."""
         with self._destroy_lock:
             if self._destroyed:
                 return
             self._destroyed = True
-            self._destroy_once()
+            try:
+                _interpreters.destroy(self.id)
+            except _interpreters.InterpreterNotFoundError:
+                pass
+            finally:
+                if self._link is not None:
+                    self._link.close()
+                    self._guest_control.close()
+                REGISTRY.interpreter_destroyed(self.id)
+                _LIVE.discard(self)
 
-    def _destroy_once(self) -> None:
-        try:
-            _interpreters.destroy(self.id)
-        except _interpreters.InterpreterNotFoundError:
-            pass
-        finally:
-            self._link.close()
-            self._guest_control.close()
-            REGISTRY.interpreter_destroyed(self.id)
-            _LIVE.discard(self)
-
-    def _finish_blocking(self) -> None:
+    def _reap_blocking(self) -> None:
         """After :func:`reap_orphans_blocking`'s kill steps: abandon if still stuck, else reap."""
-        if self._destroyed or self._handoff.abandoned:
+        if self._destroyed or self.abandoned:
             return
-        thread = self._thread
-        if thread is not None:
-            if thread.is_alive() and self._abandon("orphaned by its parent's exit and stuck (in C?)"):
+        runner = self._runner
+        if runner is not None:
+            if runner.is_alive() and self._abandon("orphaned by its parent's exit and stuck (in C?)"):
                 return
-            thread.join(self.policy.join_bound)
+            runner.join(self.policy.join_bound)
         self._reaped = True
         if self._safe_to_destroy():
             self._destroy()
@@ -357,68 +389,112 @@ class Subinterpreter:
     # -- results -------------------------------------------------------------------------------
 
     def _unpack(self) -> Any:
-        if not self._handoff.finished:
+        if self._runner is None or not self._runner.finished:
             raise InterpreterKilled("abandoned", f"{self.thread_name} is stuck; see census()")
-        raw = self._raw
         where = f"subinterpreter {self.id} ({self.name})"
-        if isinstance(raw, BaseException):
+        failure = self._failure
+        if isinstance(failure, RemoteError):
+            failure.where = where
+            raise failure
+        if failure is not None:
             raise BootstrapError(
-                type(raw).__qualname__,
-                f"could not run anything in the interpreter: {raw}",
-                "",
-                where=where,
-            ) from raw
-        outcome, excinfo = raw
-        if excinfo is not None:
-            raise BootstrapError(
-                excinfo.type.__qualname__, excinfo.msg, getattr(excinfo, "errdisplay", None) or "", where=where
+                type(failure).__qualname__, f"could not run anything in the interpreter: {failure}", "", where=where
+            ) from failure
+        outcome = self._outcome
+        assert outcome is not None
+        if outcome.status == "ok":
+            return pickle.loads(outcome.payload)
+        if outcome.status == "error":
+            raise rebuild(outcome.payload, RemoteError, trusted=True, where=where)
+        raise InterpreterKilled(outcome.status, outcome.payload or "")
+
+
+def _excinfo_error(excinfo: Any, context: str) -> BootstrapError:
+    """A :class:`BootstrapError` for what ``_interpreters`` reports of a failure inside."""
+    text = getattr(excinfo, "errdisplay", None) or getattr(excinfo, "formatted", None) or ""
+    return BootstrapError(excinfo.type.__qualname__, f"{context}: {excinfo.msg}", text)
+
+
+def _report_abandoned(interpreter_id: int, thread_name: str, config: str, reason: str, fate: str) -> None:
+    REGISTRY.abandoned(AbandonedInterpreter(interpreter_id, thread_name, config, reason, now()))
+    message = (
+        f"abandoned subinterpreter {interpreter_id} ({config}) and its thread "
+        f"{thread_name!r}: {reason}. {fate}; see subint_spawn.census()"
+    )
+    log.warning(message)
+    warnings.warn(AbandonedInterpreterWarning(message), stacklevel=4)
+
+
+async def _destroy_off_loop(interp: Subinterpreter) -> None:
+    """Destroy on a fresh thread (finalizing runs the interpreter's own code: ``atexit``,
+    ``__del__``), shielded and bounded: past :data:`DESTROY_BOUND` the thread finishes it alone."""
+    destroyed = trio.Event()
+    thread = DedicatedThread(interp._destroy, name=f"subint-destroy-{interp.id}", on_done=destroyed.set, orphaned=_noop)
+    with trio.CancelScope(shield=True):
+        thread.start()
+        with trio.move_on_after(DESTROY_BOUND):
+            await destroyed.wait()
+        if not destroyed.is_set() and thread.give_up():
+            _report_abandoned(
+                interp.id,
+                thread.name,
+                interp.config,
+                f"destroying it took longer than {DESTROY_BOUND} s",
+                "Its thread finishes the destroy on its own",
             )
-        status, payload, _ = outcome
-        if status == "ok":
-            return pickle.loads(payload)
-        if status == "error":
-            raise unpack_error(payload, where)
-        raise InterpreterKilled(status, payload or "")
+            return
+        await destroyed.wait()  # finished in the last instant: the signal is queued
+        await trio.to_thread.run_sync(thread.join, interp.policy.join_bound)
 
 
-def unpack_error(packed: tuple[str, str, str, bytes | None], where: str) -> RemoteError:
-    """Rebuild a :class:`RemoteError` from :func:`._guest.pack_error` data, original as cause."""
-    type_name, message, text, pickled = packed
-    error = RemoteError(type_name, message, text, where=where)
-    if pickled is not None:
-        try:
-            error.__cause__ = pickle.loads(pickled)
-        except Exception:
-            pass  # the class exists only over there; the text is what we have
-    return error
+def _noop() -> None:
+    return None
+
+
+# -- the kill steps, shared by trio and blocking callers -------------------------------------------
+
+
+def _escalation(
+    group: Sequence[Subinterpreter], policy: KillPolicy, clock: Callable[[], float]
+) -> Iterator[tuple[float, list[Subinterpreter]]]:
+    """The kill steps for ``group``, as ``(how long to wait, for whom)`` after each step.
+
+    The caller waits (up to the time given) until those have finished, then resumes this.  It
+    ends when every member has finished, or when the steps are used up; members still running
+    then are the caller's to abandon.  A member whose guest says it is cleaning up (past its
+    function) gets no more injections, only ``cleanup_bound`` to finish.
+    """
+
+    def running() -> list[Subinterpreter]:
+        return [interp for interp in group if not interp._finished()]
+
+    live = running()
+    if not live:
+        return
+    for interp in live:
+        interp._command(CANCEL)
+    yield policy.grace, live
+    deadline = clock() + policy.kill_bound
+    while (live := running()) and clock() < deadline:
+        injectable = [interp for interp in live if not interp._cleaning_up()]
+        if not injectable:
+            break
+        for interp in injectable:
+            interp._command(KILL)
+        yield min(policy.inject_every, max(0.0, deadline - clock())), live
+    cleaning = [interp for interp in running() if interp._cleaning_up()]
+    if cleaning:
+        yield policy.cleanup_bound, cleaning
 
 
 # Orphans already ignored (or never got) their supervisor's stop: a short cooperative step,
-# and the whole escalation well inside ACTOR_KILL_POLICY.kill_bound, which is how long this
-# interpreter's own parent waits for it.
+# and the whole escalation well inside an actor's own kill bound (how long this interpreter's
+# own parent waits for it).
 ORPHAN_KILL_POLICY = KillPolicy(grace=0.05, kill_bound=0.3, cleanup_bound=5.0)
 
-# Every Subinterpreter this interpreter created and has not destroyed: what
-# reap_orphans_blocking() reaps when this interpreter's own trio loop is gone.
+#: Every Subinterpreter of this interpreter not yet destroyed (idle warm ones included): what
+#: :func:`reap_orphans_blocking` reaps when this interpreter's own trio loop is gone.
 _LIVE: set[Subinterpreter] = set()
-
-
-async def create(config: Config = "isolated", *, name: str = "", policy: KillPolicy | None = None) -> Subinterpreter:
-    """Create an interpreter off the trio loop (it takes milliseconds); the caller must reap it."""
-    native_config = interpreter_config(config)
-    interpreter_id = await trio.to_thread.run_sync(_interpreters.create, native_config)
-    REGISTRY.interpreter_created(interpreter_id)
-    interp = Subinterpreter(interpreter_id, config, name or "interp", policy or KillPolicy())
-    _LIVE.add(interp)
-    return interp
-
-
-def adopt(interpreter_id: int, config: Config, *, name: str = "", policy: KillPolicy | None = None) -> Subinterpreter:
-    """Take charge of an interpreter made elsewhere (the warm pool, :mod:`._pool`), unused and
-    already counted in the census, exactly as :func:`create` would have; the caller must reap it."""
-    interp = Subinterpreter(interpreter_id, config, name or "interp", policy or KillPolicy())
-    _LIVE.add(interp)
-    return interp
 
 
 def reap_orphans_blocking() -> None:
@@ -426,51 +502,146 @@ def reap_orphans_blocking() -> None:
 
     The guest calls this after its own trio loop ended, however it ended.  An actor that was
     hard-killed has had exceptions injected all through its teardown, so its supervisors may
-    never have stopped its children; they would run on with nobody left to stop them.  All
-    orphans go through the kill steps *together*: this runs while the actor's own parent is
-    counting down to abandoning it.
+    never have stopped its children, and its warm pool's owner may never have destroyed the
+    idle ones; they would live on with nobody left to stop them.  All orphans go through the
+    kill steps *together*: this runs while the actor's own parent is counting down to
+    abandoning it.  Not "not reaped": a reap that the killed loop started (its supervisor was
+    tearing the child down when the injected exception landed) never finished either.
     """
-    # Not "not _reaped": a reap that the killed loop started (its supervisor was tearing the
-    # child down when the injected exception landed) never finished, and must be finished here.
-    orphans = [interp for interp in list(_LIVE) if not interp._destroyed and not interp._handoff.abandoned]
-    policy = ORPHAN_KILL_POLICY
-    running = [interp for interp in orphans if interp._thread is not None and interp._thread.is_alive()]
-    for interp in running:
-        interp._command(_guest.CANCEL)
-    _join_all(running, policy.grace)
-    deadline = time.monotonic() + policy.kill_bound
-    while (running := [i for i in running if i._thread is not None and i._thread.is_alive()]) and (
-        time.monotonic() < deadline
-    ):
-        for interp in running:
-            if not interp._guest_cleaning_up():
-                interp._command(_guest.KILL)
-        _join_all(running, policy.inject_every)
-    cleaning = [i for i in running if i._thread is not None and i._thread.is_alive() and i._guest_cleaning_up()]
-    _join_all(cleaning, policy.cleanup_bound)
+    orphans = [interp for interp in list(_LIVE) if not interp._destroyed and not interp.abandoned]
+    for timeout, waiting_for in _escalation(orphans, ORPHAN_KILL_POLICY, time.monotonic):
+        deadline = time.monotonic() + timeout
+        for interp in waiting_for:
+            assert interp._runner is not None
+            interp._runner.join(max(0.0, deadline - time.monotonic()))
     for interp in orphans:
-        interp._finish_blocking()
+        interp._reap_blocking()
 
 
 def dump_targets() -> list[DumpTarget]:
     """This interpreter's subinterpreters whose function is running (abandoned ones included)."""
     targets = []
-    for interp in sorted(_LIVE, key=lambda i: i.id):
-        thread = interp._thread
-        if thread is None or not thread.is_alive():
+    for interp in sorted(list(_LIVE), key=lambda i: i.id):
+        runner, link = interp._runner, interp._link
+        if runner is None or link is None or not runner.is_alive():
             continue
         label = f"actor {interp.name!r} (subinterpreter {interp.id}, {interp.config}"
-        label += ", abandoned)" if interp._handoff.abandoned else ")"
-        note = "its function has ended; it is cleaning up" if interp._link.cleaning_up() else ""
-        targets.append(DumpTarget(label, interp._link, note))
+        label += ", abandoned)" if runner.abandoned else ")"
+        note = "its function has ended; it is cleaning up" if link.cleaning_up() else ""
+        if interp.config == "legacy":
+            hint = "a legacy interpreter shares the main GIL; a thread holding it in C starves its watchdog"
+        else:
+            hint = "a thread of its own holding its GIL in C starves its watchdog"
+        targets.append(DumpTarget(label, link, note, hint))
     return targets
 
 
-def _join_all(interps: list[Subinterpreter], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    for interp in interps:
-        assert interp._thread is not None
-        interp._thread.join(max(0.0, deadline - time.monotonic()))
+register_dump_source(dump_targets)
+_guest.at_guest_exit(reap_orphans_blocking)
+
+
+# -- booting -----------------------------------------------------------------------------------
+
+
+def _boot_blocking(config: Config, modules: tuple[str, ...], parent_path: tuple[str, ...], background: bool) -> int:
+    """Create an interpreter, set its path and import ``modules``; on failure destroy it, raise."""
+    if background:
+        _lower_priority(config)
+    interpreter_id = _interpreters.create(interpreter_config(config))
+    REGISTRY.interpreter_created(interpreter_id)
+    try:
+        excinfo = _interpreters.exec(interpreter_id, _SET_PATH, {"_parent_path": parent_path})
+        if excinfo is None and modules:
+            excinfo = _interpreters.exec(interpreter_id, _IMPORT, {"_modules": modules})
+        if excinfo is not None:
+            doing = f"importing {', '.join(modules)}" if modules else "setting sys.path"
+            error = _excinfo_error(excinfo, f"could not boot a subinterpreter ({config}): {doing} failed")
+            error.where = f"{config} subinterpreter {interpreter_id} (booting)"
+            raise error
+    except BaseException:
+        _destroy_id(interpreter_id)
+        raise
+    return interpreter_id
+
+
+def _lower_priority(config: str) -> None:
+    """Let actors and the parent's loop go first: a background boot is a refill.
+
+    Only for isolated boots, which hold no lock anyone else needs.  A legacy boot holds the
+    main GIL most of the time; demoting it would make the parent's loop wait for a thread the
+    OS rarely runs (priority inversion), so it keeps normal priority and is bounded by count
+    instead (the pool's boot limits).  Per-thread niceness is Linux-only; elsewhere a no-op.
+    """
+    if config != "isolated" or not sys.platform.startswith("linux") or BACKGROUND_NICENESS == 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+    except OSError:
+        pass
+
+
+def _destroy_id(interpreter_id: int) -> None:
+    try:
+        _interpreters.destroy(interpreter_id)
+    except _interpreters.InterpreterNotFoundError:
+        pass
+    finally:
+        REGISTRY.interpreter_destroyed(interpreter_id)
+
+
+async def boot(
+    config: Config = "isolated",
+    *,
+    modules: Sequence[str] = (),
+    name: str = "interp",
+    policy: KillPolicy | None = None,
+    guard_process: bool = False,
+    background: bool = False,
+) -> Subinterpreter:
+    """Create an interpreter and import ``modules`` in it, on a dedicated thread.
+
+    Shielded (an import cannot be interrupted half-way, and nobody else would own the
+    interpreter) and bounded by :data:`BOOT_BOUND`: past it the boot is abandoned (census,
+    warning) and its thread destroys the interpreter if it ever finishes.  ``background``
+    lowers the thread's priority (warm-pool refills).  Raises :class:`BootstrapError` if an
+    import fails, with the traceback from inside.
+    """
+    checked = check_config(config)
+    booted: list[int] = []
+    failed: list[BaseException] = []
+    done = trio.Event()
+
+    def run() -> None:
+        try:
+            booted.append(_boot_blocking(checked, tuple(modules), tuple(sys.path), background))
+        except BaseException as exc:
+            failed.append(exc)
+
+    def orphaned() -> None:
+        for interpreter_id in booted:
+            _destroy_id(interpreter_id)
+
+    thread = DedicatedThread(run, name=f"subint-boot-{checked}", on_done=done.set, orphaned=orphaned)
+    with trio.CancelScope(shield=True):
+        thread.start()
+        with trio.move_on_after(BOOT_BOUND):
+            await done.wait()
+        if not done.is_set() and thread.give_up():
+            reason = f"booting took longer than {BOOT_BOUND} s"
+            _report_abandoned(-1, thread.name, checked, reason, "It is destroyed if its thread ever returns")
+            raise BootstrapError("TimeoutError", reason, "", where=f"{checked} subinterpreter (booting)")
+        await done.wait()  # finished in the last instant: the signal is queued
+        if failed:
+            raise failed[0]
+        # Owned (and so reaped by the orphan reaper) before anything else can happen.
+        interp = Subinterpreter(booted[0], checked, name=name, policy=policy, guard_process=guard_process)
+        await trio.to_thread.run_sync(thread.join, 1.0)
+    return interp
+
+
+async def create(config: Config = "isolated", *, name: str = "", policy: KillPolicy | None = None) -> Subinterpreter:
+    """A fresh interpreter, created off the trio loop; the caller must :meth:`~Subinterpreter.aclose` it."""
+    return await boot(config, name=name or "interp", policy=policy)
 
 
 @asynccontextmanager

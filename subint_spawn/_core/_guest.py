@@ -10,20 +10,21 @@ of a control socket pair whose other end the parent holds, and acts from inside:
 * ``KILL``   -- inject :class:`KilledByWatchdog` into the runner thread.  The parent only sends
   this after the cooperative step had its grace period: injected while the runner is inside
   trio's scheduler (rather than user code) it can leave trio half torn down.
-* ``DUMP``   -- (with a request id and a time budget) format every thread's stack of this
-  interpreter, ask this interpreter's own live actors for theirs, and send it all back as
-  ``DUMP_REPLY`` records (``faulthandler`` cannot load in isolated interpreters).  A helper
-  thread does the work, so the watchdog stays free to obey a KILL meanwhile.  The record
-  format is in :mod:`._stacks`.
+* ``DUMP``   -- format every thread's stack of this interpreter, ask this interpreter's own live
+  actors for theirs, and send it all back (``faulthandler`` cannot load in isolated
+  interpreters).  A helper thread does the work, so the watchdog stays free to obey a KILL.
+
+The commands and their framing are in :mod:`._control`.
 
 :func:`run_guarded` is the only entry point; the parent runs it with ``_interpreters.call`` on a
-dedicated thread.  It never raises: the outcome comes back as a small tuple of plain data, so a
-failure in user code can never be confused with a failure of the driver itself.
+dedicated thread.  It never raises: the outcome comes back as an :class:`Outcome` of plain data,
+so a failure in user code can never be confused with a failure of the driver itself.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import pickle
 import select
@@ -32,14 +33,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-CANCEL = b"c"
-KILL = b"k"
-DUMP = b"d"
-#: Sent *to the parent* when the watchdog stops: the guest's function is over (returned, raised
-#: or was killed) and it is only cleaning up now; no injection can land any more.
-CLEANING_UP = b"u"
+from ._control import (
+    CANCEL,
+    CLEANING_UP,
+    DUMP,
+    KILL,
+    KilledByWatchdog,
+    parse_dump_request,
+    send_dump_reply,
+    send_record,
+)
+from ._errors import describe
+from ._stacks import render_here
+from ._trio_private import stop_idle_workers
 
 # How long the guest waits for threads it started (trio's workers, the watchdog) to finish.
 THREAD_JOIN_BOUND = 1.0
@@ -49,12 +57,23 @@ _NOTICE_BOUND = 1.0
 # exiting watchdog stops waiting for it.
 _DUMP_HELPER_SLACK = 2.0
 
-Outcome = tuple[str, Any, tuple[tuple[str, bool], ...]]
-"""``(status, payload, leftover_threads)``; status is ok, error, cancelled or killed."""
+F = TypeVar("F", bound=Callable[..., Any])
+Status = Literal["ok", "error", "cancelled", "killed"]
 
 
-class KilledByWatchdog(BaseException):
-    """Injected into the runner thread by the watchdog on the parent's KILL command."""
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How the guest's function ended, as plain data the parent can load.
+
+    ``payload``: for ``ok`` the pickled return value; for ``error`` an
+    :data:`._errors.ErrorInfo`; for ``killed`` the text of the injected exception's traceback;
+    for ``cancelled`` nothing.  ``leftover_threads``: ``(name, daemon)`` of every thread the
+    function left running past :data:`THREAD_JOIN_BOUND`.
+    """
+
+    status: Status
+    payload: Any = None
+    leftover_threads: tuple[tuple[str, bool], ...] = ()
 
 
 def _set_async_exc(ident: int, exc_type: type[BaseException] | None) -> int:
@@ -74,9 +93,6 @@ class _Guard:
     """
 
     def __init__(self, control_fd: int) -> None:
-        from . import _stacks  # loaded with the package already; bound here, not at exit time
-
-        self._stacks = _stacks
         # Our own duplicate: the parent's socket object may be closed under us (a killed
         # parent interpreter is finalized while this one still runs), and a bare fd number
         # can then be reused for anything else in the process.
@@ -119,7 +135,7 @@ class _Guard:
             # Leaving = disarming: nothing can inject after this, so clear what is pending,
             # and tell the parent to stop escalating and give the cleanup its time.
             _set_async_exc(self.runner_ident, None)
-            self._stacks.send_record(self.control, CLEANING_UP, time.monotonic() + _NOTICE_BOUND)
+            send_record(self.control, CLEANING_UP, time.monotonic() + _NOTICE_BOUND)
             for dumper, done_by in self._dumpers:
                 dumper.join(max(0.0, done_by - time.monotonic()))
             os.close(self._stop_read)
@@ -135,7 +151,7 @@ class _Guard:
             _set_async_exc(self.runner_ident, KilledByWatchdog)
 
     def _start_dump(self, record: bytes) -> None:
-        request = self._stacks.parse_dump_request(record)
+        request = parse_dump_request(record)
         if request is None:
             return
         request_id, budget = request
@@ -147,14 +163,14 @@ class _Guard:
     def _dump(self, request_id: int, budget: float) -> None:
         assert self.watchdog.ident is not None
         try:
-            text = self._stacks.render_here(
+            text = render_here(
                 budget,
                 labels={self.runner_ident: "runner"},
                 skip={self.watchdog.ident, threading.get_ident()},
             )
         except Exception as exc:  # the parent must hear about it, not wait out its timeout
             text = f"(formatting this interpreter's stacks failed: {exc!r})\n"
-        self._stacks.send_dump_reply(self.control, request_id, text, time.monotonic() + 1.0)
+        send_dump_reply(self.control, request_id, text, time.monotonic() + 1.0)
 
     # -- runner thread -----------------------------------------------------------------------
 
@@ -203,49 +219,12 @@ def _cancel_via_token(token: Any, scope: Any) -> None:
         pass  # the guest's trio loop already ended: nothing left to cancel
 
 
-def pack_error(exc: BaseException) -> tuple[str, str, str, bytes | None]:
-    """An exception as plain data: type name, message, traceback text, pickled object if possible."""
-    import traceback
-
-    cls = type(exc)
-    type_name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    text = "".join(traceback.format_exception(exc))
-    try:
-        pickled: bytes | None = pickle.dumps(exc)
-    except Exception:
-        pickled = None
-    return type_name, str(exc), text, pickled
-
-
 def _contains(exc: BaseException, kind: type[BaseException]) -> bool:
     if isinstance(exc, kind):
         return True
     if isinstance(exc, BaseExceptionGroup):
         return any(_contains(inner, kind) for inner in exc.exceptions)
     return False
-
-
-def _drain_trio_workers() -> None:
-    """Stop trio's idle worker threads, which would otherwise idle on after ``trio.run``.
-
-    They are daemon threads blocked in a 10 s timed wait.  Destroying the interpreter under
-    them does not end them: when they wake they can never re-attach to the destroyed
-    interpreter, so each becomes a dead OS thread for the life of the process (measured).
-    Handing each idle worker a no-op job with the idle timeout at zero makes it exit at once.
-    """
-    cache_module = sys.modules.get("trio._core._thread_cache")
-    cache = getattr(cache_module, "THREAD_CACHE", None)
-    idle = getattr(cache, "_idle_workers", None)
-    if cache_module is None or not isinstance(idle, dict):
-        return
-    cache_module.IDLE_TIMEOUT = 0  # type: ignore[attr-defined]
-    while idle:
-        try:
-            worker, _ = idle.popitem()
-        except KeyError:
-            break
-        worker._job = (_noop, _noop, None)
-        worker._worker_lock.release()
 
 
 def _quiet_dead_loop_leftovers() -> None:
@@ -268,15 +247,49 @@ def _quiet_dead_loop_leftovers() -> None:
     sys.unraisablehook = hook
 
 
-def _reap_orphaned_interpreters() -> None:
-    """Interpreters this one spawned (an actor's children) must not outlive it."""
-    driver = sys.modules.get("subint_spawn._core._driver")
-    if driver is not None:
-        driver.reap_orphans_blocking()
+#: Run, in order, once the guest's function is over and its watchdog is gone (see
+#: :func:`at_guest_exit`).
+_EXIT_HOOKS: list[Callable[[], object]] = []
 
 
-def _noop(*_: object) -> None:
-    return None
+def at_guest_exit(hook: Callable[[], object]) -> None:
+    """Run ``hook()`` in this interpreter after its guest function ends, however it ends.
+
+    The driver registers its orphan reaper here when it is imported in an interpreter: an
+    actor's children must not outlive it, even when its own trio loop was torn down by a kill.
+    """
+    if hook not in _EXIT_HOOKS:
+        _EXIT_HOOKS.append(hook)
+
+
+def runs_trio(fn: F) -> F:
+    """Mark a *synchronous* guest function that calls ``trio.run`` itself.
+
+    The driver's cooperative cancel reaches a guest's root trio cancel scope.  For an ``async
+    def`` function the guest runs ``trio.run`` and owns that scope; a marked sync function
+    gets the same: the first ``trio.run`` it starts on the runner thread runs inside the
+    guest's root scope.
+    """
+    fn.__subint_spawn_runs_trio__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _route_trio_runs_through(guard: _Guard) -> None:
+    """Make the runner thread's first ``trio.run`` run inside ``guard``'s root cancel scope.
+
+    Only in this interpreter, whose ``trio`` module is its own, and only for the marked
+    function's lifetime (the interpreter is destroyed after it).
+    """
+    import trio
+
+    original = trio.run
+
+    def run(async_fn: Callable[..., Any], *args: Any, **options: Any) -> Any:
+        if threading.get_ident() != guard.runner_ident or guard.trio_state is not None:
+            return original(async_fn, *args, **options)
+        return original(guard.trio_root, async_fn, args, {}, **options)
+
+    trio.run = run
 
 
 def _join_leftover_threads(guard: _Guard) -> tuple[tuple[str, bool], ...]:
@@ -299,26 +312,25 @@ def _join_leftover_threads(guard: _Guard) -> tuple[tuple[str, bool], ...]:
     return tuple((t.name, t.daemon) for t in others if t.is_alive())
 
 
-def run_guarded(
-    control_fd: int,
-    fn_ref: tuple[str, str],
-    arguments: bytes,
-) -> Outcome:
+def run_guarded(control_fd: int, fn_ref: tuple[str, str], arguments: bytes, guard_label: str | None) -> Outcome:
     """Run the function named ``fn_ref`` in this interpreter under a watchdog.
 
     ``arguments`` is ``pickle.dumps((args, kwargs))``, loaded here rather than by
-    ``_interpreters.call`` so that a failure to load them is reported like any other.  An ``async def`` function runs under ``trio.run`` inside a root
-    cancel scope the watchdog can cancel; a plain function is simply called (only the KILL step
-    can stop it).  Returns the outcome as plain data and never raises.
+    ``_interpreters.call`` so that a failure to load them is reported like any other.  An
+    ``async def`` function runs under ``trio.run`` inside a root cancel scope the watchdog can
+    cancel; a plain function is simply called (only the KILL step can stop it, unless it is
+    marked with :func:`runs_trio`).  With ``guard_label``, the process guards go in first,
+    naming it (see :mod:`._guards`).  Returns the outcome as plain data and never raises.
     """
     from ._funcref import is_async_function, resolve
-    from ._guards import actor_label, install_process_guards
 
-    install_process_guards(actor_label(fn_ref, arguments))
+    if guard_label is not None:
+        from ._guards import install_process_guards
+
+        install_process_guards(guard_label)
     guard = _Guard(control_fd)
     guard.watchdog.start()
-    status: str
-    payload: Any
+    outcome: Outcome
     fn: Any = fn_ref
     try:
         try:
@@ -329,33 +341,42 @@ def run_guarded(
 
                 value = trio.run(guard.trio_root, fn, args, kwargs)
             else:
+                if getattr(fn, "__subint_spawn_runs_trio__", False):
+                    _route_trio_runs_through(guard)
                 value = fn(*args, **kwargs)
         except BaseException as exc:
             guard.disarm()
             if guard.kill_requested and _contains(exc, KilledByWatchdog):
                 import traceback
 
-                status, payload = "killed", "".join(traceback.format_exception(exc))
+                outcome = Outcome("killed", "".join(traceback.format_exception(exc)))
                 _quiet_dead_loop_leftovers()
             else:
-                status, payload = "error", pack_error(exc)
+                outcome = Outcome("error", describe(exc, _qualname(fn), with_pickle=True))
         else:
             guard.disarm()
             if guard.trio_state is not None and guard.trio_state[1].cancelled_caught:
-                status, payload = "cancelled", None
+                outcome = Outcome("cancelled")
             else:
                 try:
-                    status, payload = "ok", pickle.dumps(value)
+                    outcome = Outcome("ok", pickle.dumps(value))
                 except Exception as exc:
                     error = TypeError(
-                        f"the result of {getattr(fn, '__qualname__', fn)!r} cannot cross the "
-                        f"interpreter boundary: {exc}. Return picklable data instead."
+                        f"the result of {_qualname(fn)} cannot cross the interpreter boundary: "
+                        f"{exc}. Return picklable data instead."
                     )
-                    status, payload = "error", pack_error(error)
+                    outcome = Outcome("error", describe(error, _qualname(fn), with_pickle=True))
     finally:
         guard.disarm()
         guard.close()
-        _drain_trio_workers()
-        _reap_orphaned_interpreters()
+        stop_idle_workers()
+        for hook in _EXIT_HOOKS:
+            hook()
         leftovers = _join_leftover_threads(guard)
-    return status, payload, leftovers
+    return dataclasses.replace(outcome, leftover_threads=leftovers)
+
+
+def _qualname(fn: Any) -> str:
+    if isinstance(fn, tuple):
+        return ".".join(fn)
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)!s}"

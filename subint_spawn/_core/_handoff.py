@@ -1,12 +1,18 @@
-"""Who cleans up after a dedicated thread: decided exactly once, under a lock.
+"""A dedicated OS thread whose end is signalled to a trio loop, and who cleans up after it.
 
-A driver thread (or a pool warm-up thread) ends on its own schedule; the trio task waiting
-for it may give up first (abandon) or its whole loop may be gone.  Whichever side comes second
-learns what the first decided:
+Every thread that runs code in (or creates, or destroys) a subinterpreter is one of these: a
+fresh daemon thread, never trio's thread cache, because running an interpreter leaves its
+thread state bound to the OS thread, and a recycled worker would carry it into unrelated jobs.
 
-* the thread finished first: it signals the loop through the trio token, and the trio side
-  reaps; if the loop is already gone, nobody will reap, so the thread cleans up itself;
-* the trio side gave up first: the thread cleans up itself when (if ever) it finishes.
+The thread ends on its own schedule; the trio task waiting for it may give up first (abandon)
+or its whole loop may be gone.  Whichever side comes second learns what the first decided,
+exactly once, under a lock:
+
+* the thread finished first: it signals the loop through the trio token (``run_sync_soon``
+  never blocks, so the thread is done microseconds later) and the trio side cleans up; if the
+  loop is already gone, nobody will, so the thread runs ``orphaned`` itself;
+* the trio side gave up first (:meth:`DedicatedThread.give_up`): the thread runs ``orphaned``
+  when, if ever, it finishes.
 """
 
 from __future__ import annotations
@@ -16,40 +22,90 @@ from collections.abc import Callable
 
 import trio
 
-__all__ = ["Handoff"]
+from ._census import REGISTRY
+
+__all__ = ["DedicatedThread"]
 
 
-class Handoff:
-    def __init__(self) -> None:
+class DedicatedThread:
+    """Run ``target()`` once on a new daemon thread named ``name``.
+
+    ``on_done`` runs in the trio loop that called :meth:`start` once the target has returned
+    (or raised: catching is the target's job); ``orphaned`` runs on the thread itself if
+    nobody in that loop will clean up any more.
+    """
+
+    def __init__(
+        self,
+        target: Callable[[], object],
+        *,
+        name: str,
+        on_done: Callable[[], object],
+        orphaned: Callable[[], object],
+    ) -> None:
+        self._target = target
+        self._on_done = on_done
+        self._orphaned = orphaned
         self._lock = threading.Lock()
-        self.token: trio.lowlevel.TrioToken | None = None  # the loop to signal; set before the thread starts
+        self._token: trio.lowlevel.TrioToken | None = None
+        #: The target returned (set on the thread, under the lock, before anyone is told).
         self.finished = False
+        #: The trio side stopped waiting; the thread cleans up after itself.
         self.abandoned = False
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
 
-    def thread_done(self, notify: Callable[[], object], clean_up_here: Callable[[], object]) -> None:
-        """Called once, from the thread's ``finally``."""
-        with self._lock:
-            self.finished = True
-            abandoned = self.abandoned
-        if abandoned:
-            clean_up_here()
-            return
+    @property
+    def name(self) -> str:
+        return self.thread.name
+
+    def start(self) -> None:
+        """Start it; call from the trio loop that is to hear about its end."""
+        self._token = trio.lowlevel.current_trio_token()
+        REGISTRY.thread_started(id(self.thread))
         try:
-            assert self.token is not None
-            self.token.run_sync_soon(notify)
-        except trio.RunFinishedError:
-            clean_up_here()  # the loop is gone: nobody else will
-        except OSError:
-            # The loop died without finishing (its interpreter's trio run was killed by an
-            # injected exception): its wakeup socket is closed, so the callback would sit in a
-            # queue nobody reads.  Same as gone.
-            clean_up_here()
+            self.thread.start()
+        except BaseException:
+            REGISTRY.thread_finished(id(self.thread))
+            raise
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def join(self, timeout: float | None) -> bool:
+        """Block until the thread has ended or ``timeout`` passed; whether it ended."""
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
 
     def give_up(self, *, thread_stuck: bool = True) -> bool:
         """The trio side stops waiting.  With ``thread_stuck``, refused (False) if the thread
-        finished in the meantime: its signal is queued and the caller reaps as usual."""
+        finished in the meantime: its signal is queued and the caller cleans up as usual."""
         with self._lock:
             if thread_stuck and self.finished:
                 return False
             self.abandoned = True
         return True
+
+    def _main(self) -> None:
+        try:
+            self._target()
+        finally:
+            self._finished()
+            REGISTRY.thread_finished(id(self.thread))
+
+    def _finished(self) -> None:
+        with self._lock:
+            self.finished = True
+            abandoned = self.abandoned
+        if abandoned:
+            self._orphaned()
+            return
+        assert self._token is not None
+        try:
+            self._token.run_sync_soon(self._on_done)
+        except trio.RunFinishedError:
+            self._orphaned()  # the loop is gone: nobody else will clean up
+        except OSError:
+            # The loop died without finishing (its interpreter's trio run was killed by an
+            # injected exception): its wakeup socket is closed, so the callback would sit in a
+            # queue nobody reads.  Same as gone.
+            self._orphaned()

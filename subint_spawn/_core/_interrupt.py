@@ -37,6 +37,8 @@ from typing import Any
 
 import trio
 
+from ._trio_private import is_trio_sigint_handler
+
 __all__ = [
     "FORCED_EXIT_STATUS",
     "Watch",
@@ -115,7 +117,7 @@ def _is_ours_to_replace(handler: Any) -> bool:
     ``KeyboardInterrupt``, which we still do.  Anything else is the program's own choice."""
     if handler is signal.default_int_handler or handler is _handle_sigint:
         return True
-    return getattr(handler, "__module__", None) == "trio._core._ki"
+    return is_trio_sigint_handler(handler)
 
 
 def _eligible() -> bool:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import _interpreters
 
+from ._trio_private import idle_worker_count
+
 __all__ = ["Snapshot", "leaks_between", "leaks_since", "snapshot"]
 
 
@@ -24,15 +26,6 @@ class Snapshot:
     interpreters: frozenset[int]
     fds: frozenset[int] = field(repr=False)
     thread_names: tuple[str, ...] = field(repr=False, default=())
-
-
-def _trio_cache_threads() -> int:
-    try:
-        from trio._core._thread_cache import THREAD_CACHE
-    except ImportError:
-        return 0
-    idle = getattr(THREAD_CACHE, "_idle_workers", {})
-    return len(idle)
 
 
 def _open_fds() -> frozenset[int]:
@@ -68,7 +61,7 @@ def snapshot() -> Snapshot:
     fds = _open_fds()
     names = _os_thread_names()
     return Snapshot(
-        os_threads=len(names) - _trio_cache_threads(),
+        os_threads=len(names) - idle_worker_count(),
         interpreters=frozenset(entry[0] for entry in _interpreters.list_all()),
         fds=fds,
         thread_names=names,

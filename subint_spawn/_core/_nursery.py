@@ -31,17 +31,16 @@ from typing import Any
 
 import trio
 
-from .._backends import ActorHandle, BackendName
+from .. import _backends
+from .._backends import ActorHandle
 from .._exceptions import ActorStartupError, ChannelClosed, RemoteActorError, RemoteError
 from . import _interrupt
-from ._defaults import check_backend as _check_backend
-from ._defaults import check_config as _check_config
-from ._defaults import current_config, current_spawn_backend, set_default_config, set_spawn_backend
-from ._driver import Config
+from ._defaults import current_config, current_spawn_backend
 from ._funcref import ref_of
+from ._names import BackendName, Config, check_backend, check_config
 from ._portal import Portal
 
-__all__ = ["ActorNursery", "current_spawn_backend", "open_nursery", "set_default_config", "set_spawn_backend"]
+__all__ = ["ActorNursery", "open_nursery"]
 
 #: How long an actor gets to honour an IPC ``stop`` before the backend's hard stop.
 CANCEL_GRACE = 0.2
@@ -59,13 +58,7 @@ class _ActorSpec:
 
 
 async def _spawn(spec: _ActorSpec) -> ActorHandle:
-    if spec.backend == "subint":
-        from .._backends import _subint
-
-        return await _subint.spawn(spec.name, spec.enable_modules, spec.config)
-    from .._backends import _trio
-
-    return await _trio.spawn(spec.name, spec.enable_modules, spec.config)
+    return await _backends.get(spec.backend).spawn(spec.name, spec.enable_modules, spec.config)
 
 
 async def _first(*waiters: Callable[[], Awaitable[object]]) -> int:
@@ -151,8 +144,8 @@ class ActorNursery:
         return _ActorSpec(
             name=unique,
             enable_modules=modules,
-            backend=_check_backend(backend or self._backend),
-            config=_check_config(config or self._config),
+            backend=check_backend(backend or self._backend),
+            config=check_config(config or self._config),
         )
 
     # -- supervision -------------------------------------------------------------------------
@@ -237,7 +230,7 @@ class ActorNursery:
                                 pass
                         await handle.wait_exited()
                 if not handle.exited and await handle.hard_stop() == "abandoned":
-                    self._abandoned.append((portal.actor_name, getattr(handle, "where", "")))
+                    self._abandoned.append((portal.actor_name, handle.where))
                 return await handle.reap()
             finally:
                 portal._close(ChannelClosed(f"actor {portal.actor_name!r} was stopped"))
@@ -282,8 +275,8 @@ async def open_nursery(
 ) -> AsyncIterator[ActorNursery]:
     """Open an actor nursery: ``backend`` ``'subint'`` (default) or ``'trio'``; ``config``
     ``'isolated'`` (default) or ``'legacy'`` for subinterpreter actors."""
-    chosen_backend = _check_backend(backend or current_spawn_backend())
-    chosen_config = _check_config(config or current_config())
+    chosen_backend = check_backend(backend or current_spawn_backend())
+    chosen_config = check_config(config or current_config())
     nursery: ActorNursery | None = None
     # The watch spans the teardown too: a second Ctrl-C must be heard while actors stop.
     with _interrupt.ctrl_c_cancels() as watch:

@@ -16,10 +16,11 @@ from typing import Any
 
 import trio
 
-from .._exceptions import ChannelClosed, ProtocolError
+from .._exceptions import ActorStartupError, ChannelClosed, ProtocolError, RemoteActorError
 from . import _logs
 from . import _messages as m
 from ._channel import Channel
+from ._errors import rebuild
 from ._context import MsgStream, ParentContext, stream_from_generator
 from ._funcref import ref_of
 
@@ -229,14 +230,14 @@ class Portal:
             elif kind == m.RETURN:
                 ctx._on_outcome(kind, message[2])
             elif kind == m.ERROR:
-                ctx._on_outcome(kind, m.remote_error(message[2], trusted=self._trusted))
+                ctx._on_outcome(kind, rebuild(message[2], RemoteActorError, trusted=self._trusted))
             elif kind == m.CANCELLED:
                 ctx._on_outcome(kind, message[2])
             return
         if kind == m.READY:
             self._ready.resolve()
         elif kind == m.STARTUP_ERROR:
-            self._ready.resolve(error=m.remote_error(message[1], trusted=self._trusted, startup=True))
+            self._ready.resolve(error=rebuild(message[1], ActorStartupError, trusted=self._trusted))
         elif kind == m.RETURN:
             pending = self._pending.get(message[1])
             if pending is not None:  # else: the caller was cancelled and left
@@ -244,7 +245,7 @@ class Portal:
         elif kind == m.ERROR:
             pending = self._pending.get(message[1])
             if pending is not None:
-                pending.resolve(error=m.remote_error(message[2], trusted=self._trusted))
+                pending.resolve(error=rebuild(message[2], RemoteActorError, trusted=self._trusted))
 
     def _close(self, error: BaseException) -> None:
         if self._closed_error is None:
