@@ -15,6 +15,7 @@ from ._core._driver import (
     Termination,
     boot,
     create,
+    drain_destroys,
     interpreter_config,
     open_subinterpreter,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "boot",
     "census",
     "create",
+    "drain_destroys",
     "interpreter_config",
     "open_subinterpreter",
     "runs_trio",

@@ -8,8 +8,6 @@ import time
 
 import trio
 
-from subint_spawn.driver import runs_trio
-
 
 def add(x: int, y: int = 0) -> int:
     return x + y
@@ -139,13 +137,6 @@ def runtime_modules() -> list[str]:
     import sys
 
     return sorted(name for name in sys.modules if name.split(".")[0] == "subint_spawn")
-
-
-@runs_trio
-def sync_entry_running_trio(ready_fd: int) -> str:
-    """A plain function that starts trio itself (as tractor's child entry point does)."""
-    trio.run(sleep_forever, ready_fd)
-    return "trio.run returned"
 
 
 def own_pid() -> int:

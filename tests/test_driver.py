@@ -13,7 +13,7 @@ from subint_spawn import BootstrapError, InterpreterKilled, RemoteError, census
 from subint_spawn._exceptions import AbandonedInterpreterWarning
 from subint_spawn.driver import KillPolicy, open_subinterpreter
 
-from . import samples
+from . import runs_trio_samples, samples
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ async def test_a_plain_function_marked_runs_trio_is_cancelled_cooperatively(
     # mark this actor could only be abandoned.
     with trio.fail_after(10):
         async with open_subinterpreter(subint_config) as interp:
-            interp.start(samples.sync_entry_running_trio, pipe[1])
+            interp.start(runs_trio_samples.sync_entry_running_trio, pipe[1])
             await wait_ready(pipe[0])
             assert await interp.kill() == "cancelled"
             with pytest.raises(InterpreterKilled) as caught:

@@ -33,6 +33,7 @@ from subint_spawn import (
 )
 from subint_spawn._core import _leaks, _nursery
 from subint_spawn._core._channel import DEFAULT_MAX_FRAME
+from subint_spawn.driver import drain_destroys
 
 from . import fault_samples as fs
 from .helpers import BOUND, open_test_nursery
@@ -324,6 +325,7 @@ async def test_subint_actor_leaving_a_daemon_thread_strands_that_thread(
     assert took < THREAD_TEARDOWN_BOUND
     assert caught == []
     assert census().interpreters == 0  # the interpreter is destroyed all the same...
+    await drain_destroys()
     os.write(release_pipe[1], b"x")  # ...and its thread, woken, can never run Python again
     problems = _leaks.leaks_since(before)  # blocking for up to 2 s is fine here
     # CPython parks it for the life of the process.  Known gap, docs/faults.md; nothing else

@@ -83,6 +83,7 @@ async def test_spawn_takes_a_warm_interpreter_and_the_pool_refills(subint_config
             assert (status.idle, status.booted, status.cold) == (2, 3, 0)
             assert used not in idle_ids(subint_config)
         # The actor is gone and so is its interpreter: used ones are destroyed, never pooled.
+        await _driver.drain_destroys()
         assert used not in {entry[0] for entry in _interpreters.list_all()}
         assert used not in idle_ids(subint_config)
         assert census().interpreters == 2  # just the two idle ones

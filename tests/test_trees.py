@@ -7,6 +7,7 @@ import pytest
 import trio
 
 import subint_spawn
+from subint_spawn.driver import drain_destroys
 from subint_spawn import ChannelClosed, RemoteActorError
 
 from . import tree_samples as ts
@@ -50,6 +51,7 @@ async def test_cancel_at_the_root_cascades_down_the_tree(spawn_backend: str, sub
                     await trio.sleep_forever()
             finally:
                 leaf_pids = pids
+    await drain_destroys()
     assert {entry[0] for entry in _interpreters.list_all()} == interpreters_before
     if spawn_backend == "trio":
         with trio.fail_after(10):
@@ -67,6 +69,7 @@ async def test_hard_killed_mid_level_actor_leaves_no_orphans(spawn_backend: str,
                     await mid.cancel_actor()  # the mid ignores IPC: hard kill
     # Who reaps the leaves: the mid's guest, after its trio loop died (subint); the kernel,
     # through PR_SET_PDEATHSIG, when the mid process died (trio).
+    await drain_destroys()
     assert {entry[0] for entry in _interpreters.list_all()} == interpreters_before
     if spawn_backend == "trio":
         with trio.fail_after(10):
@@ -84,6 +87,7 @@ async def test_hard_killed_actor_leaves_no_idle_warm_interpreters(subint_config:
                     assert len({entry[0] for entry in _interpreters.list_all()} - interpreters_before) == 3
                     await mid.cancel_actor()  # the mid ignores IPC: hard kill
     # The mid's guest destroyed the idle ones after its trio loop died under the kill.
+    await drain_destroys()
     assert {entry[0] for entry in _interpreters.list_all()} == interpreters_before
 
 

@@ -100,10 +100,12 @@ async def _interpreter_for(name: str, config: Config) -> _driver.Subinterpreter:
     boots.  Either way it is this actor's alone from here on, and its teardown destroys it.
     If booting that way failed, a bare interpreter: the actor then reports the failure (its
     import error, with the traceback) like any actor that cannot start."""
-    policy = ACTOR_KILL_POLICY
-    interp = _pool.take(config, name=name, policy=policy, guard_process=True)
+    # The actor's teardown returns once its code and threads have ended; the destroy itself
+    # (tens of ms of finalization) runs in the background of this trio run.
+    policy, guard, defer = ACTOR_KILL_POLICY, True, True
+    interp = _pool.take(config, name=name, policy=policy, guard_process=guard, defer_destroy=defer)
     if interp is None:
-        interp = await _pool.boot(config, name=name, policy=policy, guard_process=True)
+        interp = await _pool.boot(config, name=name, policy=policy, guard_process=guard, defer_destroy=defer)
     if interp is None:
-        interp = await _driver.boot(config, name=name, policy=policy, guard_process=True)
+        interp = await _driver.boot(config, name=name, policy=policy, guard_process=guard, defer_destroy=defer)
     return interp

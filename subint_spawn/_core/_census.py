@@ -28,8 +28,11 @@ class AbandonedInterpreter:
 class Census:
     """What subint_spawn has alive right now.
 
-    ``interpreters``: created and not yet destroyed (abandoned ones included).
-    ``threads``: driver threads still running (abandoned ones included).
+    ``interpreters``: created and still live: not yet destroyed nor handed to the background
+    destroyer (abandoned ones included).  ``destroying``: finished, and waiting for or in their
+    destroy in the background (an actor's interpreter, once the actor's code has ended; see
+    :func:`._driver.boot`'s ``defer_destroy``).  ``threads``: driver threads still running
+    (abandoned ones and background destroys included).
     ``abandoned``: interpreters currently abandoned; ``abandoned_total`` counts every abandon
     since the process started, ``reclaimed_late`` those whose stuck thread finished after all
     and whose interpreter was then destroyed by that thread.
@@ -40,12 +43,14 @@ class Census:
     abandoned: tuple[AbandonedInterpreter, ...]
     abandoned_total: int
     reclaimed_late: int
+    destroying: int = 0
 
 
 class _Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._interpreters: set[int] = set()
+        self._destroying: set[int] = set()  # a subset of _interpreters
         self._threads: set[int] = set()  # ids of driver thread objects
         self._abandoned: dict[int, AbandonedInterpreter] = {}
         self._abandoned_total = 0
@@ -55,9 +60,15 @@ class _Registry:
         with self._lock:
             self._interpreters.add(interpreter_id)
 
+    def destroy_deferred(self, interpreter_id: int) -> None:
+        with self._lock:
+            if interpreter_id in self._interpreters:
+                self._destroying.add(interpreter_id)
+
     def interpreter_destroyed(self, interpreter_id: int) -> None:
         with self._lock:
             self._interpreters.discard(interpreter_id)
+            self._destroying.discard(interpreter_id)
             if self._abandoned.pop(interpreter_id, None) is not None:
                 self._reclaimed_late += 1
 
@@ -77,11 +88,12 @@ class _Registry:
     def snapshot(self) -> Census:
         with self._lock:
             return Census(
-                interpreters=len(self._interpreters),
+                interpreters=len(self._interpreters) - len(self._destroying),
                 threads=len(self._threads),
                 abandoned=tuple(self._abandoned.values()),
                 abandoned_total=self._abandoned_total,
                 reclaimed_late=self._reclaimed_late,
+                destroying=len(self._destroying),
             )
 
 

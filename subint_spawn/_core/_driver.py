@@ -34,6 +34,8 @@ Why each piece is the way it is:
 
 from __future__ import annotations
 
+import atexit
+import collections
 import logging
 import os
 import pickle
@@ -68,6 +70,7 @@ __all__ = [
     "Termination",
     "boot",
     "create",
+    "drain_destroys",
     "interpreter_config",
     "open_subinterpreter",
     "reap_orphans_blocking",
@@ -83,6 +86,8 @@ BOOT_BOUND = 60.0
 #: A destroy that takes longer than this is left to finish on its own thread (listed in the
 #: census meanwhile); the caller goes on.
 DESTROY_BOUND = 30.0
+#: How many background destroys (see ``defer_destroy``) of each config run at once.
+DESTROY_LIMITS: dict[Config, int] = {"isolated": max(1, os.cpu_count() or 1), "legacy": 1}
 #: Niceness of background boots (Linux): warm-pool refills yield the cores to running actors
 #: and the parent's loop.
 BACKGROUND_NICENESS = 10
@@ -128,7 +133,9 @@ class Subinterpreter:
     Make one with :func:`open_subinterpreter` (or :func:`create`, and then the caller must
     :meth:`aclose` it): it is killed and destroyed when the block exits however it exits.
     ``name`` labels its thread, stack dumps and errors; ``guard_process`` makes the guest
-    refuse changes to process-wide state (:mod:`._guards`), as actors do.
+    refuse changes to process-wide state (:mod:`._guards`), as actors do; ``defer_destroy``
+    lets a reap return once the function and its threads have ended, handing the destroy
+    (tens of milliseconds of finalization) to this trio run's background destroyer.
     """
 
     def __init__(
@@ -139,12 +146,14 @@ class Subinterpreter:
         name: str = "interp",
         policy: KillPolicy | None = None,
         guard_process: bool = False,
+        defer_destroy: bool = False,
     ) -> None:
         self.id = interpreter_id
         self.config = config
         self.name = name
         self.policy = policy or KillPolicy()
         self.guard_process = guard_process
+        self.defer_destroy = defer_destroy
         # Created at start(): an idle (warm) interpreter holds no fds.
         self._link: ControlLink | None = None
         self._guest_control: Any = None
@@ -334,6 +343,8 @@ class Subinterpreter:
         if not self._safe_to_destroy():
             self._abandon_to_late_destroyer()
             return
+        if self.defer_destroy and _Destroyer.take(self):
+            return
         await _destroy_off_loop(self)
 
     def _abandon_to_late_destroyer(self) -> None:
@@ -451,6 +462,103 @@ def _noop() -> None:
     return None
 
 
+class _Destroyer:
+    """Destroys finished interpreters in the background of one trio run.
+
+    Destroying an interpreter that imported trio is 16-30 ms of finalization (mostly garbage
+    collection), which a caller whose actor has already ended need not wait for.  What the
+    caller must wait for -- the function, the threads it left, the fds its peer must see
+    closed -- is over before a reap gets here.  So destroys run here, on dedicated threads
+    (:func:`_destroy_off_loop`), at most :data:`DESTROY_LIMITS` per config at once: isolated
+    ones in parallel, legacy ones (which hold the main GIL while they finalize) one at a time.
+
+    Owned by a system task: when the run ends, its shielded ``finally`` drains what is pending
+    before ``trio.run`` returns.  If the run dies without that (a killed actor's loop), the
+    interpreters are still in ``_LIVE``, and the orphan reaper destroys them.
+    """
+
+    def __init__(self) -> None:
+        self.pending: collections.deque[Subinterpreter] = collections.deque()
+        self.limiters = {config: trio.CapacityLimiter(DESTROY_LIMITS[config]) for config in CONFIGS}
+        self.closed = False
+        self.in_flight = 0
+        self._wake = trio.Event()
+        self._drained = trio.Event()
+        self._drained.set()
+
+    @classmethod
+    def take(cls, interp: Subinterpreter) -> bool:
+        """Queue ``interp``'s destroy in this run; False if the run can no longer take it."""
+        try:
+            destroyer = _DESTROYER.get()
+        except LookupError:
+            destroyer = cls()
+            try:
+                trio.lowlevel.spawn_system_task(destroyer.run, name="subint_spawn destroyer")
+            except RuntimeError:  # the run is shutting its system tasks down
+                return False
+            _DESTROYER.set(destroyer)
+        if destroyer.closed:
+            return False
+        REGISTRY.destroy_deferred(interp.id)
+        if destroyer._drained.is_set():
+            destroyer._drained = trio.Event()
+        destroyer.pending.append(interp)
+        destroyer._wake.set()
+        return True
+
+    @classmethod
+    async def drain(cls) -> None:
+        try:
+            destroyer = _DESTROYER.get()
+        except LookupError:
+            return
+        await destroyer._drained.wait()
+
+    async def run(self) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                while True:
+                    self._start_pending(nursery)
+                    await self._wake.wait()
+                    self._wake = trio.Event()
+        finally:
+            with trio.CancelScope(shield=True):
+                self.closed = True
+                async with trio.open_nursery() as nursery:
+                    self._start_pending(nursery)
+
+    def _start_pending(self, nursery: trio.Nursery) -> None:
+        while self.pending:
+            self.in_flight += 1
+            nursery.start_soon(self._destroy, self.pending.popleft())
+
+    async def _destroy(self, interp: Subinterpreter) -> None:
+        # Shielded whole, the wait for a slot included: the run ending must not drop it.
+        with trio.CancelScope(shield=True):
+            try:
+                async with self.limiters[interp.config]:
+                    await _destroy_off_loop(interp)
+            except Exception:  # a system task must never raise
+                log.exception("destroying %r failed", interp)
+            finally:
+                self.in_flight -= 1
+                if not self.in_flight and not self.pending:
+                    self._drained.set()
+
+
+_DESTROYER: trio.lowlevel.RunVar[_Destroyer] = trio.lowlevel.RunVar("subint_spawn_destroyer")
+
+
+async def drain_destroys() -> None:
+    """Until every background destroy this trio run has queued (``defer_destroy``) is done.
+
+    Never needed for correctness -- the run drains them before ``trio.run`` returns -- but a
+    program that wants its interpreters' memory back at a point of its choosing can wait here.
+    """
+    await _Destroyer.drain()
+
+
 # -- the kill steps, shared by trio and blocking callers -------------------------------------------
 
 
@@ -536,8 +644,19 @@ def dump_targets() -> list[DumpTarget]:
     return targets
 
 
+def _destroy_finished_at_exit() -> None:
+    """At interpreter exit: destroy what finished and was never destroyed (a run that died
+    with background destroys pending).  Running or abandoned ones are left to CPython."""
+    for interp in list(_LIVE):
+        runner = interp._runner
+        if runner is None or (runner.finished and not runner.abandoned and not runner.is_alive()):
+            if interp._safe_to_destroy():
+                interp._destroy()
+
+
 register_dump_source(dump_targets)
 _guest.at_guest_exit(reap_orphans_blocking)
+atexit.register(_destroy_finished_at_exit)
 
 
 # -- booting -----------------------------------------------------------------------------------
@@ -596,6 +715,7 @@ async def boot(
     name: str = "interp",
     policy: KillPolicy | None = None,
     guard_process: bool = False,
+    defer_destroy: bool = False,
     background: bool = False,
 ) -> Subinterpreter:
     """Create an interpreter and import ``modules`` in it, on a dedicated thread.
@@ -603,8 +723,9 @@ async def boot(
     Shielded (an import cannot be interrupted half-way, and nobody else would own the
     interpreter) and bounded by :data:`BOOT_BOUND`: past it the boot is abandoned (census,
     warning) and its thread destroys the interpreter if it ever finishes.  ``background``
-    lowers the thread's priority (warm-pool refills).  Raises :class:`BootstrapError` if an
-    import fails, with the traceback from inside.
+    lowers the thread's priority (warm-pool refills).  For ``name``, ``policy``,
+    ``guard_process`` and ``defer_destroy`` see :class:`Subinterpreter`.  Raises
+    :class:`BootstrapError` if an import fails, with the traceback from inside.
     """
     checked = check_config(config)
     booted: list[int] = []
@@ -634,7 +755,9 @@ async def boot(
         if failed:
             raise failed[0]
         # Owned (and so reaped by the orphan reaper) before anything else can happen.
-        interp = Subinterpreter(booted[0], checked, name=name, policy=policy, guard_process=guard_process)
+        interp = Subinterpreter(
+            booted[0], checked, name=name, policy=policy, guard_process=guard_process, defer_destroy=defer_destroy
+        )
         await trio.to_thread.run_sync(thread.join, 1.0)
     return interp
 

@@ -278,6 +278,7 @@ def take(
     name: str,
     policy: _driver.KillPolicy,
     guard_process: bool,
+    defer_destroy: bool,
 ) -> _driver.Subinterpreter | None:
     """An idle warm interpreter for one actor, now, or ``None`` (the caller boots a cold one).
 
@@ -297,7 +298,8 @@ def take(
     pool.taken += 1
     pool.notify()
     owner.wake()  # refill
-    interp.name, interp.policy, interp.guard_process = name, policy, guard_process
+    interp.name, interp.policy = name, policy
+    interp.guard_process, interp.defer_destroy = guard_process, defer_destroy
     return interp
 
 
@@ -308,6 +310,7 @@ async def boot(
     name: str,
     policy: _driver.KillPolicy,
     guard_process: bool,
+    defer_destroy: bool,
 ) -> _driver.Subinterpreter | None:
     """A cold boot for one spawn that found the pool empty: warm one interpreter now, for it.
 
@@ -330,7 +333,12 @@ async def boot(
     async with pool.limiter:
         try:
             return await _driver.boot(
-                config, modules=modules, name=name, policy=policy, guard_process=guard_process
+                config,
+                modules=modules,
+                name=name,
+                policy=policy,
+                guard_process=guard_process,
+                defer_destroy=defer_destroy,
             )
         except Exception as exc:
             log.debug("cold boot of a %s interpreter failed (%s); booting the plain way", config, exc)
