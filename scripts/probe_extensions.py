@@ -63,7 +63,7 @@ REFUSALS = (
     ("does not support isolated subinterpreters", "no: not for isolated interpreters"),
     ("loads in only one interpreter per process", "no: one interpreter per process"),
 )
-CHILD_BOUND = 120  # seconds for one child process: only there to turn a hang into an error
+CHILD_BOUND = 60  # seconds for one child process: only there to turn a hang into an error
 
 
 def label(message: str) -> str:

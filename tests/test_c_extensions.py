@@ -103,6 +103,7 @@ def doc_rows() -> dict[str, list[str]]:
 async def test_the_docs_table_is_what_the_probe_measures(module: str) -> None:
     # Fresh processes: the first legacy actor of a process imports numpy and the second one is
     # refused with a hint, deterministically; and the doc says what this machine measures.
+    # The probe bounds each of its two children itself (CHILD_BOUND, 60 s), so it ends first.
     with trio.fail_after(140):
         done = await trio.run_process(
             [sys.executable, str(PROBE), module], capture_stdout=True, capture_stderr=True, check=False
