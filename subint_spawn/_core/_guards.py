@@ -233,6 +233,9 @@ def _os_guards(actor: str, own_process: bool) -> dict[str, Wrap]:
     return guards
 
 
+_EXIT_LOCK_BOUND = 1.0  # seconds
+
+
 class _SharedEnvironment:
     """``os.putenv``/``os.unsetenv`` for an actor that shares the process's C environment.
 
@@ -251,11 +254,10 @@ class _SharedEnvironment:
     interpreter runs when it is destroyed), unless someone changed it since: like a process
     actor's environment, it does not outlive the actor.
 
-    Not atomic across interpreters: two actors adding the same new variable at the same moment
-    both succeed, and the later value wins.  Reads never race with our own writes here (one
-    lock per interpreter), but libc's ``getenv`` in another thread can always race a
-    ``setenv``; that is true of any threaded process, and why the guard writes nothing when
-    it can.
+    The check and the write are atomic within this interpreter (a lock), not across
+    interpreters: two actors adding the same new variable at the same moment both succeed, and
+    the later value wins.  A ``setenv`` can always race another thread's ``getenv``, as in any
+    threaded process; that is one more reason a write that changes nothing writes nothing.
     """
 
     def __init__(self, actor: str) -> None:
@@ -295,6 +297,7 @@ class _SharedEnvironment:
             with self.lock:
                 current = self.c_getenv(key)
                 if current is None:
+                    self.added.pop(key, None)  # someone else removed it: nothing to do
                     return None
                 if self.added.get(key) != current:
                     raise ProcessStateError(self.refusal("delete", key))
@@ -310,10 +313,11 @@ class _SharedEnvironment:
         name = os.fsdecode(key)
         return (
             f"actor {self.actor!r} may not {verb} environment variable {name!r}: the process's "
-            f"environment is shared by the parent and every actor, and {name!r} is theirs: "
-            "it was there before this actor set it (reading it, adding a new variable, or "
-            "writing the value a variable already has works). Pass env= to subprocess, or set "
-            "the variable in the parent before spawning the actor"
+            f"environment is shared by the parent and every actor, and {name!r} was set there "
+            "before, so others may rely on it (reading it works, and so do adding a new "
+            "variable, changing one this actor added, and writing the value a variable already "
+            "has). Pass env= to subprocess, or set the variable in the parent before spawning "
+            "the actor"
         )
 
     def c_getenv(self, key: bytes) -> bytes | None:
@@ -325,12 +329,19 @@ class _SharedEnvironment:
         return self.getenv(key)
 
     def remove_additions(self) -> None:
-        """At interpreter exit: take away what this actor added and nobody changed since."""
-        with self.lock:
+        """At interpreter exit: take away what this actor added and nobody changed since.
+
+        Bounded: a thread of this interpreter stopped by its finalization could, in theory,
+        still hold the lock; then the additions stay rather than the destroy hanging."""
+        if not self.lock.acquire(timeout=_EXIT_LOCK_BOUND):
+            return
+        try:
             for key, value in list(self.added.items()):
                 if self.unset is not None and self.c_getenv(key) == value:
                     self.unset(key)
             self.added.clear()
+        finally:
+            self.lock.release()
 
 
 def _env_bytes(value: object, *, name: bool = False) -> bytes | None:
@@ -351,7 +362,9 @@ def _libc_getenv() -> Callable[[bytes], bytes | None]:
     try:
         import ctypes
 
-        function = ctypes.CDLL(None).getenv
+        # PyDLL keeps the GIL during the call: getenv never blocks, and a thread cannot be
+        # parked by finalization in the middle of it while holding our lock.
+        function = ctypes.PyDLL(None).getenv
         function.argtypes = [ctypes.c_char_p]
         function.restype = ctypes.c_char_p
     except (ImportError, OSError, AttributeError):
