@@ -43,14 +43,14 @@ def try_posix_chdir(path: str) -> str:
     return os.getcwd()
 
 
-def try_environ_write() -> str:
-    os.environ[ENV_NAME] = "1"
-    return "written"
+def try_environ_change(name: str) -> str:
+    os.environ[name] = "changed-by-the-actor"
+    return "changed"
 
 
-def try_putenv() -> str:
-    os.putenv(ENV_NAME, "1")
-    return "written"
+def try_putenv_change(name: str) -> str:
+    os.putenv(name, "changed-by-the-actor")
+    return "changed"
 
 
 def try_environ_delete(name: str) -> str:
@@ -58,8 +58,59 @@ def try_environ_delete(name: str) -> str:
     return "deleted"
 
 
+def try_unsetenv(name: str) -> str:
+    os.unsetenv(name)
+    return "deleted"
+
+
 def read_environ(name: str) -> str | None:
     return os.environ.get(name)
+
+
+def c_getenv(name: str) -> str | None:
+    """What C code (and a subprocess started with ``env=None``) sees, unlike ``os.environ``."""
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.getenv.restype = ctypes.c_char_p
+    value: bytes | None = libc.getenv(name.encode())
+    return None if value is None else value.decode()
+
+
+def both_views(name: str) -> list[str | None]:
+    """This actor's ``os.environ`` and the C environment: they must agree.  (Lists, not
+    tuples: msgpack, the process actors' codec, has no tuples.)"""
+    return [os.environ.get(name), c_getenv(name)]
+
+
+def rewrite_same_value(name: str, value: str) -> list[str | None]:
+    """Writing the value a variable already has changes nothing, whoever set it."""
+    os.environ[name] = value
+    os.putenv(name, value)
+    return both_views(name)
+
+
+def own_variable_round_trip(name: str) -> list[list[str | None]]:
+    """Add a variable nobody has, change it, remove it, the way libraries do (numpy's import
+    adds OPENBLAS_MAIN_FREE with os.putenv and takes it away with os.unsetenv)."""
+    seen = [both_views(name)]
+    os.environ[name] = "added"
+    seen.append(both_views(name))
+    os.environ[name] = "changed"
+    seen.append(both_views(name))
+    del os.environ[name]
+    seen.append(both_views(name))
+    os.putenv(name, "put")
+    seen.append([os.environ.get(name), c_getenv(name)])  # putenv never updates os.environ
+    os.unsetenv(name)
+    seen.append(both_views(name))
+    return seen
+
+
+def add_variable(name: str) -> list[str | None]:
+    """Add a variable and leave it for the actor's end to take away."""
+    os.environ[name] = "left-behind"
+    return both_views(name)
 
 
 def try_fork() -> str:

@@ -3,7 +3,8 @@ handling, stdio or process title, and every refusal says why (``_core/_guards.py
 
 Backend notes: on ``subint`` every actor shares this process, so the guards are what protects
 the parent.  On ``trio`` an actor is a child process and could not hurt the parent anyway; the
-same guards are installed there too, so code behaves the same on both backends.
+same guards are installed there too, so code behaves the same on both backends -- except the
+environment guard: a process actor's environment is its own (see ai/process-guards.md).
 Tests named ``..._subint_only`` are about hazards that exist only inside a shared process.
 """
 
@@ -92,16 +93,29 @@ def restore_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         os.environ[PARENT_VAR] = "from-the-parent"  # monkeypatch then restores the original
 
 
-def refused_calls(tmp_path: Path) -> list[tuple[Any, dict[str, Any], str, str]]:
+#: Writes to a variable the parent set: refused in a subinterpreter (they would change what the
+#: parent already sees), the actor's own business in a process actor.
+CHANGES_TO_THE_PARENTS_VARIABLE = (
+    s.try_environ_change,
+    s.try_putenv_change,
+    s.try_environ_delete,
+    s.try_unsetenv,
+)
+
+
+def refused_calls(tmp_path: Path, spawn_backend: str) -> list[tuple[Any, dict[str, Any], str, str]]:
     """(function, kwargs, error class, what the message must mention)."""
     where = str(tmp_path)
-    return [
+    env: list[tuple[Any, dict[str, Any], str, str]] = []
+    if spawn_backend == "subint":
+        env = [
+            (fn, {"name": PARENT_VAR}, "ProcessStateError", "env=")
+            for fn in CHANGES_TO_THE_PARENTS_VARIABLE
+        ]
+    return env + [
         (s.try_chdir, {"path": where}, "ProcessStateError", "absolute paths"),
         (s.try_fchdir, {"path": where}, "ProcessStateError", "absolute paths"),
         (s.try_posix_chdir, {"path": where}, "ProcessStateError", "absolute paths"),
-        (s.try_environ_write, {}, "ProcessStateError", "env="),
-        (s.try_putenv, {}, "ProcessStateError", "env="),
-        (s.try_environ_delete, {"name": PARENT_VAR}, "ProcessStateError", "env="),
         (s.try_fork, {}, "ProcessStateError", "subprocess"),
         (s.try_posix_fork, {}, "ProcessStateError", "subprocess"),
         (s.try_forkpty, {}, "ProcessStateError", "subprocess"),
@@ -130,7 +144,7 @@ async def test_guarded_operations_raise_a_clear_error(
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("meddler", enable_modules=["tests.state_samples"])
             await require_guards(portal, spawn_backend)
-            for fn, kwargs, error, hint in refused_calls(tmp_path):
+            for fn, kwargs, error, hint in refused_calls(tmp_path, spawn_backend):
                 try:
                     result = await portal.run(fn, **kwargs)
                 except RemoteActorError as exc:
@@ -140,6 +154,8 @@ async def test_guarded_operations_raise_a_clear_error(
                         problems.append(f"{fn.__name__}: unclear message: {exc.remote_message}")
                 else:
                     problems.append(f"{fn.__name__}: went through ({result!r})")
+            # A refused write leaves the actor's os.environ as it was, agreeing with C.
+            assert await portal.run(s.both_views, name=PARENT_VAR) == ["from-the-parent"] * 2
     assert problems == []
     assert process_state() == before
 
@@ -153,7 +169,7 @@ async def test_the_parent_process_state_is_unchanged(
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("meddler", enable_modules=["tests.state_samples"])
-            for fn, kwargs, _, _ in refused_calls(tmp_path):
+            for fn, kwargs, _, _ in refused_calls(tmp_path, "subint"):
                 try:
                     await portal.run(fn, **kwargs)
                 except RemoteActorError:
@@ -170,6 +186,69 @@ async def test_environment_reads_work(spawn_backend: str, subint_config: str, re
             portal = await an.start_actor("reader", enable_modules=["tests.state_samples"])
             assert await portal.run(s.read_environ, name=PARENT_VAR) == "from-the-parent"
             assert await portal.run(s.allowed_fd_work) == "ok"
+    assert process_state() == before
+
+
+async def test_an_actor_may_add_change_and_remove_its_own_variables(
+    spawn_backend: str, subint_config: str, restore_state: None
+) -> None:
+    # What numpy's import does (os.putenv of a variable nobody has, os.unsetenv of it after):
+    # nobody else has seen such a variable, so no view of the environment is contradicted.
+    # os.environ and the C environment agree after every step; whatever the actor added goes
+    # when the actor goes, as it would with a process actor.
+    before = process_state()
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("adder", enable_modules=["tests.state_samples"])
+            assert await portal.run(s.own_variable_round_trip, name=s.ENV_NAME) == [
+                [None, None],
+                ["added", "added"],
+                ["changed", "changed"],
+                [None, None],
+                [None, "put"],
+                [None, None],
+            ]
+            assert await portal.run(s.add_variable, name=s.ENV_NAME) == ["left-behind", "left-behind"]
+            # In a subinterpreter the C environment is the process's: C code sees the addition
+            # while the actor lives (the parent's os.environ dict does not).
+            shared = spawn_backend == "subint"
+            assert _c_getenv(s.ENV_NAME) == (b"left-behind" if shared else None)
+            assert s.ENV_NAME not in os.environ
+    assert process_state() == before
+
+
+async def test_writing_the_value_a_variable_already_has_is_allowed(
+    spawn_backend: str, subint_config: str, restore_state: None
+) -> None:
+    before = process_state()
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("rewriter", enable_modules=["tests.state_samples"])
+            await require_guards(portal, spawn_backend)
+            got = await portal.run(s.rewrite_same_value, name=PARENT_VAR, value="from-the-parent")
+            assert got == ["from-the-parent", "from-the-parent"]
+            # ... and still refused with another value (subint), or the actor's own (trio).
+            if spawn_backend == "subint":
+                with pytest.raises(RemoteActorError) as caught:
+                    await portal.run(s.try_environ_change, name=PARENT_VAR)
+                assert caught.value.remote_type == "subint_spawn.ProcessStateError"
+                assert PARENT_VAR in caught.value.remote_message
+    assert process_state() == before
+
+
+async def test_a_process_actors_environment_is_its_own_trio_only(restore_state: None) -> None:
+    # No environment guard in a process actor: nothing it writes reaches the parent, and a
+    # message saying the environment is "shared by the parent" would be false.
+    before = process_state()
+    with trio.fail_after(BOUND):
+        async with subint_spawn.open_nursery(backend="trio") as an:
+            portal = await an.start_actor("owner", enable_modules=["tests.state_samples"])
+            await require_guards(portal, "trio")
+            for fn in CHANGES_TO_THE_PARENTS_VARIABLE:
+                await portal.run(fn, name=PARENT_VAR)
+                assert without_sigint(process_state()) == without_sigint(before)
+            await portal.run(s.try_environ_change, name=PARENT_VAR)
+            assert await portal.run(s.both_views, name=PARENT_VAR) == ["changed-by-the-actor"] * 2
     assert process_state() == before
 
 

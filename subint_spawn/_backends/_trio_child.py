@@ -22,7 +22,6 @@ def main() -> None:
     from .._core._actor import actor_main
 
     log_level = int(os.environ.pop(LOG_LEVEL_ENV, "30") or 30)
-    # After the environ pops above: they are environment writes, which the guards refuse.
     from .._core._guards import install_process_guards
     from .._core._interrupt import ignore_sigint_in_actor_process
 

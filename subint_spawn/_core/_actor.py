@@ -39,8 +39,40 @@ _FINAL_FLUSH_BOUND = 1.0
 
 _REFUSED_HINT = (
     " -- this extension module does not support isolated subinterpreters; "
-    "spawn the actor with config='legacy' (shared GIL) or use the 'trio' backend"
+    "spawn the actor with config='legacy' (shared GIL; some extensions, numpy among them, load "
+    "in only one interpreter per process) or use the 'trio' backend (a process per actor)"
 )
+_ONCE_HINT = (
+    " -- this extension module loads in only one interpreter per process, and this process "
+    "(the parent or another actor) has loaded it already; use the 'trio' backend, where every "
+    "actor is a process of its own"
+)
+# What CPython and the extension builders say when an extension cannot load in this
+# interpreter, and what works instead (docs/c-extensions.md has the table they come from).
+_EXTENSION_HINTS = (
+    ("does not support loading in subinterpreters", _REFUSED_HINT),  # CPython, isolated config
+    ("cannot load module more than once per process", _ONCE_HINT),  # numpy
+    ("modules do not yet support subinterpreters", _ONCE_HINT),  # PyO3: pydantic-core, ...
+    ("can only be loaded into one interpreter per process", _ONCE_HINT),  # Cython: lxml, ...
+    # CPython runs a single-phase-init module's init function in the main interpreter first;
+    # pandas's imports numpy there, which numpy refuses once an actor has it.
+    ("failed to import from subinterpreter due to exception", _ONCE_HINT),
+)
+
+
+
+def _extension_hint(exc: BaseException | None) -> str | None:
+    """What to use instead, when ``exc`` or an error it was raised from says an extension
+    cannot load in this interpreter (pandas wraps numpy's refusal in its own ImportError)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        for marker, hint in _EXTENSION_HINTS:
+            if marker in text:
+                return hint
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 async def actor_main(
@@ -95,7 +127,11 @@ class _Actor:
         self.contexts: dict[int, ActorContext] = {}
 
     def describe(self, exc: BaseException) -> ErrorInfo:
-        return describe(exc, self.name, with_pickle=self.in_process)
+        info = describe(exc, self.name, with_pickle=self.in_process)
+        hint = _extension_hint(exc)  # at import, in a startup or a call alike
+        if hint is not None and hint not in info[1]:
+            info[1] += hint
+        return info
 
     async def serve(self, enable_modules: list[str]) -> None:
         try:
@@ -106,10 +142,7 @@ class _Actor:
             # startup error like any other, with its traceback; only our own stop passes.
             if isinstance(exc, trio.Cancelled) or _is_kill(exc):
                 raise
-            info = self.describe(exc)
-            if "does not support loading in subinterpreters" in info[1]:
-                info[1] += _REFUSED_HINT
-            await self.channel.send((m.STARTUP_ERROR, info))
+            await self.channel.send((m.STARTUP_ERROR, self.describe(exc)))
             return
         await self.channel.send((m.READY, self.name))
         async with trio.open_nursery() as calls:

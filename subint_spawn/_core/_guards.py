@@ -15,19 +15,28 @@ interpreter has its own ``os``, ``posix`` and ``signal`` module objects) with on
 :class:`ProcessStateError`, saying why and what to do instead.  Reads keep working: ``os.getcwd``,
 ``os.environ[...]``, ``signal.getsignal``.
 
+Guards protect the process, not against libraries: a harmless import-time write by a popular
+package must not make that package unusable.  So the environment guard refuses only what
+contradicts a view others already have -- changing or deleting a variable that was in the
+process before this actor set it -- and lets an actor add variables, rewrite a value as it
+is, and change or delete what it added itself (numpy's import adds ``OPENBLAS_MAIN_FREE`` with
+``os.putenv`` and takes it away again).  What an actor added is taken away when its
+interpreter ends.  See :class:`_SharedEnvironment` and ai/process-guards.md.
+
 This catches accidents, not malice: ``ctypes`` can still call libc directly.
 
 On the ``trio`` backend an actor is its own process and nothing it does reaches the parent;
-the guards are installed there too (except those against ending the process) so that code
-which runs on one backend runs the same on the other.
+the guards are installed there too (except those against ending the process, and the
+environment guard: a process's environment is its own) so that code which runs on one backend
+runs the same on the other.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -38,13 +47,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ProcessStateError",
     "SignalStateError",
-    "actor_label",
     "guarded_actor",
     "install_process_guards",
 ]
 
 STDIO_FDS = (0, 1, 2)
-_ACTOR_MAIN = ("subint_spawn._core._actor", "actor_main")
 
 
 class ProcessStateError(RuntimeError):
@@ -91,22 +98,14 @@ def install_process_guards(actor_name: str, *, own_process: bool = False) -> Non
         return
     _installed_for = actor_name
     _stdio_files.update(_stdio_identities())
+    guards = _os_guards(actor_name, own_process)
+    if not own_process:
+        environment = _SharedEnvironment(actor_name)
+        guards |= {"putenv": environment.guard_putenv, "unsetenv": environment.guard_unsetenv}
     for module in _os_modules():
-        _guard_module(module, _os_guards(actor_name, own_process))
+        _guard_module(module, guards)
     _guard_module(signal, _signal_guards(actor_name))
     sys.meta_path.insert(0, _RefuseImport(actor_name, _PROCESS_TITLE_MODULES))
-
-
-def actor_label(fn_ref: tuple[str, str], arguments: bytes) -> str:
-    """What to call the code a subinterpreter runs: the actor's name when it is an actor
-    (``actor_main``'s second argument), else the function's dotted name.  Never raises."""
-    if tuple(fn_ref) == _ACTOR_MAIN:
-        try:
-            args, _ = pickle.loads(arguments)
-            return str(args[1])
-        except Exception:  # noqa: BLE001 -- a label is never worth failing the actor for
-            return "actor"
-    return ".".join(fn_ref)
 
 
 def _stdio_identities() -> dict[int, tuple[int, int]]:
@@ -180,12 +179,6 @@ def _os_guards(actor: str, own_process: bool) -> dict[str, Wrap]:
         shared.format("working directory"),
         "Use absolute paths, or pass cwd= to subprocess",
     )
-    env = _refuse(
-        actor,
-        "change environment variables",
-        shared.format("environment") + " (reading os.environ works)",
-        "Pass env= to subprocess, or set the variable in the parent before spawning the actor",
-    )
     fork = _refuse(
         actor,
         "fork",
@@ -207,8 +200,6 @@ def _os_guards(actor: str, own_process: bool) -> dict[str, Wrap]:
     guards = {
         "chdir": cwd,
         "fchdir": cwd,
-        "putenv": env,
-        "unsetenv": env,
         "fork": fork,
         "forkpty": fork,
         "close": stdio(_first_is_stdio),
@@ -225,6 +216,152 @@ def _os_guards(actor: str, own_process: bool) -> dict[str, Wrap]:
         )
         guards["abort"] = guards["_exit"]
     return guards
+
+
+_EXIT_LOCK_BOUND = 1.0  # seconds
+
+
+class _SharedEnvironment:
+    """``os.putenv``/``os.unsetenv`` for an actor that shares the process's C environment.
+
+    What harms the process is contradicting a view others already have: the parent's and every
+    other actor's ``os.environ`` dicts, and what C code has read with ``getenv``, hold the
+    value a variable had.  Changing or deleting such a variable makes them silently wrong, so
+    it is refused.  Adding a variable nobody has contradicts no one (nobody's ``os.environ``
+    holds it), and writing the value a variable already has changes nothing (it is not even
+    written), so both are allowed; a variable this actor added is its own to change or delete.
+
+    The decision reads the C environment, not this interpreter's ``os.environ``: that dict is a
+    snapshot taken when the interpreter was created (a warm-pool interpreter may be older than
+    the parent's last write).  ``ctypes`` is imported for that on the first write only.
+
+    What the actor added is removed when its function ends (a guest exit hook, run before the
+    driver reaps the interpreter; ``atexit`` too, for an interpreter that is destroyed another
+    way), unless someone changed it since: like a process actor's environment, it does not
+    outlive the actor.  Not at destroy alone: an actor's interpreter is destroyed in the
+    background, after its parent has gone on.
+
+    The check and the write are atomic within this interpreter (a lock), not across
+    interpreters: two actors adding the same new variable at the same moment both succeed, and
+    the later value wins.  A ``setenv`` can always race another thread's ``getenv``, as in any
+    threaded process; that is one more reason a write that changes nothing writes nothing.
+    """
+
+    def __init__(self, actor: str) -> None:
+        self.actor = actor
+        self.added: dict[bytes, bytes] = {}  # what this actor set, for variables it added
+        self.lock = threading.Lock()
+        self.getenv: Callable[[bytes], bytes | None] | None = None
+        self.unset: Callable[..., Any] | None = None  # the real unsetenv, for the exit hook
+
+    def guard_putenv(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def putenv(name: Any, value: Any, /) -> None:
+            key, val = _env_bytes(name, name=True), _env_bytes(value)
+            if key is None or val is None:
+                return original(name, value)  # CPython rejects bad arguments its own way
+            with self.lock:
+                current = self.c_getenv(key)
+                if current == val:
+                    return None
+                if current is not None and self.added.get(key) != current:
+                    raise ProcessStateError(self.refusal("change", key))
+                original(name, value)
+                self.added[key] = val
+            return None
+
+        putenv.__name__ = getattr(original, "__name__", "putenv")
+        putenv.__doc__ = original.__doc__
+        return putenv
+
+    def guard_unsetenv(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        if self.unset is None:
+            self.unset = original
+
+        def unsetenv(name: Any, /) -> None:
+            key = _env_bytes(name, name=True)
+            if key is None:
+                return original(name)
+            with self.lock:
+                current = self.c_getenv(key)
+                if current is None:
+                    self.added.pop(key, None)  # someone else removed it: nothing to do
+                    return None
+                if self.added.get(key) != current:
+                    raise ProcessStateError(self.refusal("delete", key))
+                original(name)
+                del self.added[key]
+            return None
+
+        unsetenv.__name__ = getattr(original, "__name__", "unsetenv")
+        unsetenv.__doc__ = original.__doc__
+        return unsetenv
+
+    def refusal(self, verb: str, key: bytes) -> str:
+        name = os.fsdecode(key)
+        return (
+            f"actor {self.actor!r} may not {verb} environment variable {name!r}: the process's "
+            f"environment is shared by the parent and every actor, and {name!r} was set there "
+            "before, so others may rely on it (reading it works, and so do adding a new "
+            "variable, changing one this actor added, and writing the value a variable already "
+            "has). Pass env= to subprocess, or set the variable in the parent before spawning "
+            "the actor"
+        )
+
+    def c_getenv(self, key: bytes) -> bytes | None:
+        if self.getenv is None:
+            self.getenv = _libc_getenv()
+            import atexit
+
+            from ._guest import at_guest_exit
+
+            at_guest_exit(self.remove_additions)
+            atexit.register(self.remove_additions)
+        return self.getenv(key)
+
+    def remove_additions(self) -> None:
+        """At interpreter exit: take away what this actor added and nobody changed since.
+
+        Bounded: a thread of this interpreter stopped by its finalization could, in theory,
+        still hold the lock; then the additions stay rather than the destroy hanging."""
+        if not self.lock.acquire(timeout=_EXIT_LOCK_BOUND):
+            return
+        try:
+            for key, value in list(self.added.items()):
+                if self.unset is not None and self.c_getenv(key) == value:
+                    self.unset(key)
+            self.added.clear()
+        finally:
+            self.lock.release()
+
+
+def _env_bytes(value: object, *, name: bool = False) -> bytes | None:
+    """``value`` encoded as ``os.putenv`` encodes it, or ``None`` when CPython would refuse it
+    (the caller then lets CPython raise its own error): a NUL anywhere, and for a name, empty
+    or holding ``=``."""
+    try:
+        encoded = os.fsencode(value)  # type: ignore[arg-type]
+    except (TypeError, UnicodeError):
+        return None
+    if b"\0" in encoded or (name and (not encoded or b"=" in encoded)):
+        return None
+    return encoded
+
+
+def _libc_getenv() -> Callable[[bytes], bytes | None]:
+    """libc's ``getenv``: the process's environment as it is now."""
+    try:
+        import ctypes
+
+        # PyDLL keeps the GIL during the call: getenv never blocks, and a thread cannot be
+        # parked by finalization in the middle of it while holding our lock.
+        function = ctypes.PyDLL(None).getenv
+        function.argtypes = [ctypes.c_char_p]
+        function.restype = ctypes.c_char_p
+    except (ImportError, OSError, AttributeError):
+        # No ctypes here: the interpreter's own snapshot is the best view left.
+        snapshot = os.environb if hasattr(os, "environb") else {}
+        return lambda key: snapshot.get(key)  # type: ignore[union-attr]
+    return function  # type: ignore[no-any-return]
 
 
 def _is_stdio(fd: object) -> bool:
