@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from subint_spawn._core._interrupt import SAME_PRESS_WINDOW
+
 from .ctrl_c_app import NAMES
 from .helpers import BOUND
 
@@ -159,12 +161,34 @@ async def test_second_ctrl_c_exits_at_once(spawn_backend: str, subint_config: st
             app.press_ctrl_c()
             await app.wait_for("cleanup-hangs")
             await app.wait_for("Ctrl-C: stopping", "stderr")
+            # A real second press comes later than the same press delivered twice (see
+            # test_one_press_delivered_twice_is_one_press): wait out that window, as a human does.
+            await trio.sleep(SAME_PRESS_WINDOW)
             app.press_ctrl_c()
             took = await app.wait_exit()
         await wait_gone(actor_pids(ready))  # trio backend: its actors die with it
     assert took < EXIT_BOUND
     assert app.process.returncode == 130, app.stderr
     assert "second Ctrl-C: exiting now" in app.stderr
+
+
+async def test_one_press_delivered_twice_is_one_press(spawn_backend: str, subint_config: str) -> None:
+    # GNU `timeout -s INT` signals its child and then the child's process group: one SIGINT,
+    # delivered twice.  The second delivery is sent here once the first has been handled (so
+    # the two cannot merge into one pending signal), well within SAME_PRESS_WINDOW: it must
+    # not count as a second press, which would exit 130 at once with no cleanup.
+    with trio.fail_after(BOUND + EXIT_BOUND):
+        async with run_app(spawn_backend, subint_config) as app:
+            ready = await app.wait_for("ready ")
+            app.press_ctrl_c()
+            await app.wait_for("Ctrl-C: stopping", "stderr")
+            os.kill(app.process.pid, signal.SIGINT)
+            await app.wait_exit()
+    assert app.process.returncode == -signal.SIGINT, app.stderr  # the whole teardown ran
+    assert "second Ctrl-C" not in app.stderr
+    assert "KeyboardInterrupt" in app.stderr
+    assert "finally:idler" in app.stdout
+    assert actor_pids(ready)
 
 
 async def test_exit_with_an_abandoned_actor_is_prompt_subint_only(subint_config: str) -> None:
