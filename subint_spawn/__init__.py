@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+#: The one place the version is written: pyproject.toml reads it from here (hatch).
+__version__ = "0.1.0"
+
 from ._exceptions import (
     AbandonedInterpreterWarning,
     ActorStartupError,
@@ -67,6 +70,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "__version__",
     "ActorNursery",
     "Context",
     "MsgStream",
