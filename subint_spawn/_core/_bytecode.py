@@ -104,10 +104,10 @@ def warn_once_if_uncompiled() -> None:
     )
     warnings.warn(
         BytecodeWarning(
-            f"{len(missing)} modules of trio/subint_spawn have no usable .pyc (e.g. {missing[0]}) "
-            f"and {why}, so every actor compiles them from source: spawns take about twice as "
-            "long. Run once: python -m subint_spawn compile (or install with pip, or "
-            "uv pip install --compile-bytecode)."
+            f"trio and subint_spawn have no usable .pyc files ({len(missing)} modules, e.g. "
+            f"{missing[0]}) and {why}, so every actor compiles them from source: spawns take "
+            "about twice as long. Run once: python -m subint_spawn compile (or install with "
+            "pip, or uv pip install --compile-bytecode)."
         ),
         # Shown at the user's line that spawned, not inside trio or this package.
         skip_file_prefixes=_internal_dirs(),
