@@ -5,10 +5,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+#: The one place the version is written: pyproject.toml reads it from here (hatch).
+__version__ = "0.1.0"
+
 from ._exceptions import (
     AbandonedInterpreterWarning,
     ActorStartupError,
     BootstrapError,
+    BytecodeWarning,
     ChannelClosed,
     ContextCancelled,
     InterpreterKilled,
@@ -81,6 +85,7 @@ _EAGER = (
     "AbandonedInterpreterWarning",
     "ActorStartupError",
     "BootstrapError",
+    "BytecodeWarning",
     "ChannelClosed",
     "ContextCancelled",
     "InterpreterKilled",

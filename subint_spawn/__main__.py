@@ -1,4 +1,4 @@
-"""``python -m subint_spawn demo|bench|soak``: a thin front door; the work is in :mod:`._cli`."""
+"""``python -m subint_spawn demo|bench|soak|compile``: a thin front door; the work is in :mod:`._cli`."""
 
 from __future__ import annotations
 
@@ -75,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrency", type=_positive, default=1, help="cycles in flight at once (default: 1)"
     )
     soak.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    compile_ = sub.add_parser(
+        "compile",
+        help="byte-compile subint_spawn and its dependencies once, so actors do not compile "
+        "them at every spawn (for installs that wrote no .pyc files)",
+    )
+    compile_.add_argument(
+        "--check", action="store_true", help="only report modules without a usable .pyc (exit 1 if any)"
+    )
     return parser
 
 
@@ -84,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         from ._cli import _demo
 
         return _demo.main()
+    if args.command == "compile":
+        from ._cli import _compile
+
+        return _compile.main(check=args.check)
     if args.command == "soak":
         from ._cli import _soak
 

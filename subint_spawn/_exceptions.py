@@ -13,6 +13,7 @@ __all__ = [
     "AbandonedInterpreterWarning",
     "ActorStartupError",
     "BootstrapError",
+    "BytecodeWarning",
     "ChannelClosed",
     "ContextCancelled",
     "InterpreterKilled",
@@ -131,3 +132,10 @@ class AbandonedInterpreterWarning(RuntimeWarning):
     Its thread is left to finish on its own (it is a daemon, so it never blocks process exit) and
     the interpreter is destroyed if and when it does; ``subint_spawn.census()`` lists it meanwhile.
     """
+
+
+class BytecodeWarning(RuntimeWarning):
+    """The code every actor imports (trio, subint_spawn) has no usable ``.pyc`` files and
+    Python will not write them, so each actor compiles it from source: spawns take about
+    twice as long.  ``python -m subint_spawn compile`` writes them once.  Warned once per
+    process, at its first spawn."""

@@ -9,7 +9,9 @@ Options:
 ``--subint-leak-check``  (or ini ``subint_leak_check = true``) fail any test after which OS
     threads, subinterpreters or fds are not back to what they were before it.
 ``--subint-hang-dir=DIR``  (ini ``subint_hang_dir``; default ``.pytest-hangs``) where stacks
-    are written when a test runs past 90% of its pytest-timeout: ``<test id>.txt`` has every
+    are written when a test runs past 90% of its pytest-timeout (pytest-timeout is in the
+    ``pytest`` extra; without it a ``timeout`` marker still arms the dump, and one warning
+    says that nothing stops the test): ``<test id>.txt`` has every
     thread of the test process (faulthandler, written even if the process is wedged), and
     ``<test id>.actors.txt`` every live actor's threads by actor name, nested actors included
     (collected from a helper thread, so a stuck trio loop does not stop it).
@@ -18,6 +20,7 @@ Options:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +47,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_leak_check: skip subint_spawn's leak check for this test")
+    _check_choices(config)
+    if not _has_pytest_timeout(config):
+        # Known, so that using it is no PytestUnknownMarkWarning (or --strict-markers error);
+        # what it does without pytest-timeout is said once, in _warn_timeout_is_inert.
+        config.addinivalue_line(
+            "markers", "timeout(seconds): pytest-timeout's marker (not installed: only the hang dump uses it)"
+        )
+
+
+def _check_choices(config: pytest.Config) -> None:
+    """An unknown backend or config is a usage error before collection, not an error in
+    every test module that parametrizes over it."""
+    _choices(config, "spawn_backend", "spawn_backend", BACKENDS)
+    _choices(config, "subint_config", "subint_config", CONFIGS)
+
+
+def _has_pytest_timeout(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("timeout")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _warn_timeout_is_inert(session)
+
+
+def _warn_timeout_is_inert(session: pytest.Session) -> None:
+    """Without pytest-timeout a ``timeout`` marker stops nothing: say so once, with the fix."""
+    if _has_pytest_timeout(session.config):
+        return
+    marked = sum(1 for item in session.items if item.get_closest_marker("timeout") is not None)
+    if marked:
+        warnings.warn(
+            pytest.PytestConfigWarning(
+                f"subint_spawn: {marked} test(s) use @pytest.mark.timeout, but pytest-timeout is "
+                "not installed, so no timeout stops them: a hung test hangs the run (the hang "
+                "dumps are still written at 90% of each timeout). Install it: "
+                "pip install pytest-timeout, or pip install 'subint-spawn[pytest]'."
+            ),
+            stacklevel=1,
+        )
 
 
 def _choices(config: pytest.Config, option: str, ini: str, allowed: tuple[str, ...]) -> list[str]:

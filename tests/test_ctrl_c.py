@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from subint_spawn._core._interrupt import SAME_PRESS_WINDOW
+
+from .ctrl_c_app import NAMES
 from .helpers import BOUND
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,14 +51,19 @@ class App:
         self._changed = trio.Event()
 
     async def wait_for(self, text: str, which: str = "stdout") -> str:
-        """Until ``text`` appears in that stream; returns the line it starts."""
-        while text not in getattr(self, which):
+        """Until a *whole* line containing ``text`` has arrived in that stream; returns that line.
+
+        A child's print can arrive in pieces (``PYTHONUNBUFFERED=1``, a busy machine): the
+        part of a line before its newline is never taken for the line.
+        """
+        while True:
+            lines = getattr(self, which).split("\n")[:-1]  # the last piece has no newline yet
+            for line in lines:
+                if text in line:
+                    return line
             if which in self._ended:
                 raise AssertionError(f"app ended without printing {text!r}:\n{self.stdout}\n{self.stderr}")
             await self._changed.wait()
-        start = getattr(self, which).index(text)
-        line: str = getattr(self, which)[start:].split("\n", 1)[0]
-        return line
 
     def press_ctrl_c(self) -> None:
         os.killpg(self.process.pid, signal.SIGINT)
@@ -98,11 +106,15 @@ async def run_app(*args: str) -> AsyncIterator[App]:
 
 
 def actor_pids(ready_line: str) -> list[int]:
-    return [int(pid) for pid in ready_line.split()[1:]]
+    """The pids of ``ready <pid> <pid> <pid>``: exactly one per actor, or the test fails."""
+    words = ready_line.split()
+    assert words[:1] == ["ready"] and len(words) == 1 + len(NAMES), f"not a whole ready line: {ready_line!r}"
+    return [int(pid) for pid in words[1:]]
 
 
 async def wait_gone(pids: list[int]) -> None:
     """Until none of these processes exists (no polling: a pidfd turns readable on exit)."""
+    assert pids, "no pids to wait for: the check would check nothing"
     for pid in pids:
         if pid == os.getpid():
             continue
@@ -127,7 +139,9 @@ async def test_ctrl_c_stops_the_actors_and_exits_non_zero(spawn_backend: str, su
     assert "Ctrl-C: stopping 3 actor(s)" in app.stderr
     assert "KeyboardInterrupt" in app.stderr
     assert "finally:idler" in app.stdout  # idle in trio: stopped over IPC, its finally ran
+    pids = actor_pids(ready)
     if spawn_backend == "subint":
+        assert set(pids) == {app.process.pid}  # every actor is an interpreter of the app
         assert "finally:spinner" in app.stdout  # the injected exception ran it
         assert "finally:sleeper" not in app.stdout  # stuck in C: it never got to run
         assert "Ctrl-C: abandoned actor 'sleeper'" in app.stderr
@@ -135,7 +149,8 @@ async def test_ctrl_c_stops_the_actors_and_exits_non_zero(spawn_backend: str, su
         assert "abandoned actor 'idler'" not in app.stderr
     else:
         assert "abandoned" not in app.stderr  # SIGKILL always works
-        await wait_gone(actor_pids(ready))
+        assert app.process.pid not in pids  # every actor is a process of its own
+        await wait_gone(pids)
 
 
 async def test_second_ctrl_c_exits_at_once(spawn_backend: str, subint_config: str) -> None:
@@ -146,12 +161,34 @@ async def test_second_ctrl_c_exits_at_once(spawn_backend: str, subint_config: st
             app.press_ctrl_c()
             await app.wait_for("cleanup-hangs")
             await app.wait_for("Ctrl-C: stopping", "stderr")
+            # A real second press comes later than the same press delivered twice (see
+            # test_one_press_delivered_twice_is_one_press): wait out that window, as a human does.
+            await trio.sleep(SAME_PRESS_WINDOW)
             app.press_ctrl_c()
             took = await app.wait_exit()
         await wait_gone(actor_pids(ready))  # trio backend: its actors die with it
     assert took < EXIT_BOUND
     assert app.process.returncode == 130, app.stderr
     assert "second Ctrl-C: exiting now" in app.stderr
+
+
+async def test_one_press_delivered_twice_is_one_press(spawn_backend: str, subint_config: str) -> None:
+    # GNU `timeout -s INT` signals its child and then the child's process group: one SIGINT,
+    # delivered twice.  The second delivery is sent here once the first has been handled (so
+    # the two cannot merge into one pending signal), well within SAME_PRESS_WINDOW: it must
+    # not count as a second press, which would exit 130 at once with no cleanup.
+    with trio.fail_after(BOUND + EXIT_BOUND):
+        async with run_app(spawn_backend, subint_config) as app:
+            ready = await app.wait_for("ready ")
+            app.press_ctrl_c()
+            await app.wait_for("Ctrl-C: stopping", "stderr")
+            os.kill(app.process.pid, signal.SIGINT)
+            await app.wait_exit()
+    assert app.process.returncode == -signal.SIGINT, app.stderr  # the whole teardown ran
+    assert "second Ctrl-C" not in app.stderr
+    assert "KeyboardInterrupt" in app.stderr
+    assert "finally:idler" in app.stdout
+    assert actor_pids(ready)
 
 
 async def test_exit_with_an_abandoned_actor_is_prompt_subint_only(subint_config: str) -> None:

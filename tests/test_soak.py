@@ -37,6 +37,28 @@ def test_a_leak_or_a_failed_cycle_fails_the_report() -> None:
     assert not report.ok
 
 
+def test_a_short_mixed_soak_reaches_every_backend() -> None:
+    settings = _soak.SoakSettings(cycles=3, backends=("subint", "trio"), configs=("isolated", "legacy"))
+    assert [settings.plan(i)[1:] for i in range(3)] == settings.kinds()
+
+
+def test_no_growth_figure_over_zero_measured_cycles() -> None:
+    report = _soak.SoakReport(
+        settings={"kinds": ["subint/isolated", "trio"], "concurrency": 1, "paths": list(_soak.PATHS)},
+        python="3.14",
+        cpus=2,
+        cycles=5,
+        warmup_cycles=5,
+    )
+    report.kinds["subint/isolated"] = _soak.KindStats(cycles=5)
+    assert report.growth_per_100() is None
+    text = _soak.render(report)
+    assert "growth n/a: all 5 cycles were warm-up" in text
+    assert "+0.00" not in text
+    assert "trio                  0 cycles  none ran: raise --cycles" in text
+    assert report.to_json()["rss_growth_per_100_cycles"] is None
+
+
 def test_plan_rotates_paths_then_kinds() -> None:
     settings = _soak.SoakSettings(cycles=40, backends=("subint", "trio"), configs=("isolated", "legacy"))
     assert settings.kinds() == [("subint", "isolated"), ("subint", "legacy"), ("trio", "isolated")]

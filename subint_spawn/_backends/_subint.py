@@ -9,6 +9,7 @@ import trio
 
 from .._core import _driver, _pool
 from .._core._actor import actor_main
+from .._core._bytecode import warn_once_if_uncompiled
 from .._core._channel import Channel
 from .._core._codec import PickleCodec
 from .._core._names import Config
@@ -65,6 +66,7 @@ class SubintActor:
 
 
 async def spawn(name: str, enable_modules: list[str], config: Config) -> SubintActor:
+    warn_once_if_uncompiled()
     parent_end, child_end = socket.socketpair()
     try:
         interp = await _interpreter_for(name, config)

@@ -21,6 +21,7 @@ import sys
 
 import trio
 
+from .._core._bytecode import warn_once_if_uncompiled
 from .._core._channel import Channel
 from .._core._codec import MsgpackCodec
 from .._core._control import ControlLink, control_socketpair
@@ -104,6 +105,7 @@ register_dump_source(dump_targets)
 
 
 async def spawn(name: str, enable_modules: list[str], config: Config) -> ProcessActor:
+    warn_once_if_uncompiled()
     del config  # interpreter configs mean nothing to a subprocess
     parent_end, child_end = socket.socketpair()
     dump_end, child_dump_end = control_socketpair()

@@ -165,13 +165,25 @@ class BenchSettings:
 
 @dataclass
 class Metric:
-    """Samples of one metric, already in ``unit``; summarised as median and spread."""
+    """Samples of one metric, already in ``unit``; summarised as median and spread.
+
+    ``error`` says why its measurement failed, ``skipped`` why it was not taken (an optional
+    comparison whose library is not installed); either way the row still shows, saying so.
+    """
 
     unit: str
     samples: list[float] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.error is None and self.skipped is None and bool(self.samples)
 
     def summary(self) -> dict[str, float | int | str]:
         ordered = sorted(self.samples)
+        if not ordered:
+            return {"unit": self.unit, "n": 0}
         return {
             "unit": self.unit,
             "n": len(ordered),
@@ -196,6 +208,11 @@ class Result:
     @property
     def label(self) -> str:
         return self.backend if self.config is None else f"{self.backend}/{self.config}"
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the metrics whose measurement raised."""
+        return [name for name, metric in self.metrics.items() if metric.error is not None]
 
 
 def _percentile(ordered: list[float], q: float) -> float:
@@ -553,109 +570,203 @@ async def _repeat(
         metric.samples.append(await once() * _SCALE[metric.unit])
 
 
-async def _bench_combo(backend: str, config: str | None, settings: BenchSettings) -> Result:
+#: Told about each row as soon as it is measured (or has failed, or was skipped), and about
+#: each backend/config pair once it is done: ``(result, metric name)``, ``(result, None)``.
+OnRow = Callable[[Result, str | None], None]
+
+
+def _no_rows(result: Result, name: str | None) -> None:
+    del result, name
+
+
+def _reason(error: BaseException) -> str:
+    """One line on why a measurement failed: the innermost error of a group, type and text."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text and text[0] else type(error).__name__
+
+
+async def _measure(
+    result: Result, names: tuple[str, ...], work: Callable[[], Awaitable[object]], on_row: OnRow
+) -> None:
+    """Run ``work``, which fills ``result.metrics[name]`` for ``names``, then report those rows.
+
+    An ``Exception`` from it fails only these rows, each saying why, and the bench goes on:
+    minutes of measurements are never lost to one late error.  (Cancellation and
+    ``KeyboardInterrupt`` still end the bench; rows already reported stay printed.)
+    """
+    try:
+        await work()
+    except Exception as exc:  # noqa: BLE001 -- reported in the row, see the docstring
+        reason = _reason(exc)
+        _progress(f"{result.label}: {', '.join(names)} failed: {reason}")
+        for name in names:
+            result.metrics[name].error = reason
+    for name in names:
+        on_row(result, name)
+
+
+async def _bench_combo(
+    backend: str, config: str | None, settings: BenchSettings, on_row: OnRow = _no_rows
+) -> Result:
     result = Result(backend, config)
     label = result.label
     subint = backend == "subint"
     titles = metric_titles(settings)
     heavy = settings.heavy_repeat if label in ISOLATED else settings.comparison_repeat
 
+    def metric(name: str, unit: str) -> Metric:
+        made = result.metrics[name] = Metric(unit)
+        return made
+
     # Memory first, while the process is fresh: legacy interpreters allocate from the main
     # allocator, which keeps freed arenas around for reuse.
-    memory = result.metrics["memory"] = Metric("MB")
-    await _repeat(
-        label,
-        titles["memory"],
-        1,
-        lambda: _memory(backend, config, settings.idle_actors, result),
-        memory,
-        warm_up=False,
+    memory = metric("memory", "MB")
+    await _measure(
+        result,
+        ("memory",),
+        lambda: _repeat(
+            label,
+            titles["memory"],
+            1,
+            lambda: _memory(backend, config, settings.idle_actors, result),
+            memory,
+            warm_up=False,
+        ),
+        on_row,
     )
 
-    spawn = result.metrics["spawn"] = Metric("ms")
-    await _repeat(
-        label, titles["spawn"], settings.repeat, lambda: _spawn_once(backend, config), spawn
+    spawn = metric("spawn", "ms")
+    await _measure(
+        result,
+        ("spawn",),
+        lambda: _repeat(label, titles["spawn"], settings.repeat, lambda: _spawn_once(backend, config), spawn),
+        on_row,
     )
 
     if subint:
-        first = result.metrics["warm_first"] = Metric("ms")
-        whole = result.metrics["warm_teardown"] = Metric("ms")
-        _progress(f"{label}: warm spawn x{settings.repeat}")
-        await _warm_spawn_once(backend, config)
-        for _ in range(settings.repeat):
-            to_first, to_end = await _warm_spawn_once(backend, config)
-            first.samples.append(to_first * 1e3)
-            whole.samples.append(to_end * 1e3)
-        await subint_spawn.prewarm(0, config)  # type: ignore[arg-type]
+        first = metric("warm_first", "ms")
+        whole = metric("warm_teardown", "ms")
 
-    _progress(f"{label}: round trip, {settings.batches} batches of {settings.batch_size}")
-    roundtrip = result.metrics["roundtrip"] = Metric("us")
-    roundtrip.samples = [s * 1e6 for s in await _roundtrips(backend, config, settings)]
+        async def warm_spawns() -> None:
+            _progress(f"{label}: warm spawn x{settings.repeat}")
+            try:
+                await _warm_spawn_once(backend, config)
+                for _ in range(settings.repeat):
+                    to_first, to_end = await _warm_spawn_once(backend, config)
+                    first.samples.append(to_first * 1e3)
+                    whole.samples.append(to_end * 1e3)
+            finally:
+                await subint_spawn.prewarm(0, config)  # type: ignore[arg-type]
 
-    _progress(f"{label}: stream one way x{settings.repeat}, echo x{settings.repeat}")
-    stream = result.metrics["stream"] = Metric("k/s")
-    echo = result.metrics["echo"] = Metric("us")
-    stream.samples, echo.samples = await _streams(backend, config, settings)
+        await _measure(result, ("warm_first", "warm_teardown"), warm_spawns, on_row)
 
-    reclaim = result.metrics["reclaim"] = Metric("ms")
-    signal = await SpinSignal.open()
-    try:
-        await _repeat(
-            label,
-            "stuck-actor reclaim",
-            settings.repeat,
-            lambda: _reclaim_once(backend, config, signal, result),
-            reclaim,
-        )
-    finally:
-        await signal.aclose()
+    roundtrip = metric("roundtrip", "us")
+
+    async def roundtrips() -> None:
+        _progress(f"{label}: round trip, {settings.batches} batches of {settings.batch_size}")
+        roundtrip.samples = [s * 1e6 for s in await _roundtrips(backend, config, settings)]
+
+    await _measure(result, ("roundtrip",), roundtrips, on_row)
+
+    stream = metric("stream", "k/s")
+    echo = metric("echo", "us")
+
+    async def streams() -> None:
+        _progress(f"{label}: stream one way x{settings.repeat}, echo x{settings.repeat}")
+        stream.samples, echo.samples = await _streams(backend, config, settings)
+
+    await _measure(result, ("stream", "echo"), streams, on_row)
+
+    reclaim = metric("reclaim", "ms")
+
+    async def reclaims() -> None:
+        signal = await SpinSignal.open()
+        try:
+            await _repeat(
+                label,
+                "stuck-actor reclaim",
+                settings.repeat,
+                lambda: _reclaim_once(backend, config, signal, result),
+                reclaim,
+            )
+        finally:
+            await signal.aclose()
+
+    await _measure(result, ("reclaim",), reclaims, on_row)
 
     n = settings.concurrent
-    cold = result.metrics["start_cold"] = Metric("s")
-    await _repeat(
-        label,
-        titles["start_cold"],
-        heavy,
-        lambda: _start_many(backend, config, n, False, result),
-        cold,
-        warm_up=False,
+    cold = metric("start_cold", "s")
+    await _measure(
+        result,
+        ("start_cold",),
+        lambda: _repeat(
+            label,
+            titles["start_cold"],
+            heavy,
+            lambda: _start_many(backend, config, n, False, result),
+            cold,
+            warm_up=False,
+        ),
+        on_row,
     )
     if subint:
-        warm = result.metrics["start_warm"] = Metric("s")
-        await _repeat(
-            label,
-            titles["start_warm"],
-            heavy,
-            lambda: _start_many(backend, config, n, True, result),
-            warm,
-            warm_up=False,
+        warm = metric("start_warm", "s")
+        await _measure(
+            result,
+            ("start_warm",),
+            lambda: _repeat(
+                label,
+                titles["start_warm"],
+                heavy,
+                lambda: _start_many(backend, config, n, True, result),
+                warm,
+                warm_up=False,
+            ),
+            on_row,
         )
 
-    _progress(f"{label}: {titles['parallel']} x{settings.cpu_repeat}")
-    parallel = result.metrics["parallel"] = Metric("x")
-    others = result.metrics["parallel_others"] = Metric("CPUs")
-    parallel.samples = await _parallel(backend, config, settings, others)
+    parallel = metric("parallel", "x")
+    others = metric("parallel_others", "CPUs")
 
-    lag = result.metrics["latency_boot"] = Metric("ms")
-    await _repeat(
-        label,
-        titles["latency_boot"],
-        heavy,
-        lambda: _latency_boot(backend, config, settings.booting, result),
-        lag,
-        warm_up=False,
+    async def scaling() -> None:
+        _progress(f"{label}: {titles['parallel']} x{settings.cpu_repeat}")
+        parallel.samples = await _parallel(backend, config, settings, others)
+
+    await _measure(result, ("parallel", "parallel_others"), scaling, on_row)
+
+    lag = metric("latency_boot", "ms")
+    await _measure(
+        result,
+        ("latency_boot",),
+        lambda: _repeat(
+            label,
+            titles["latency_boot"],
+            heavy,
+            lambda: _latency_boot(backend, config, settings.booting, result),
+            lag,
+            warm_up=False,
+        ),
+        on_row,
     )
     if subint:
         assert config is not None
-        fill = result.metrics["latency_fill"] = Metric("ms")
-        await _repeat(
-            label,
-            titles["latency_fill"],
-            heavy,
-            lambda: _latency_fill(config, settings.booting, result),
-            fill,
-            warm_up=False,
+        fill = metric("latency_fill", "ms")
+        await _measure(
+            result,
+            ("latency_fill",),
+            lambda: _repeat(
+                label,
+                titles["latency_fill"],
+                heavy,
+                lambda: _latency_fill(config, settings.booting, result),
+                fill,
+                warm_up=False,
+            ),
+            on_row,
         )
+    on_row(result, None)
     return result
 
 
@@ -693,32 +804,66 @@ def _executor_per_call(settings: BenchSettings) -> list[float]:
     return per_call
 
 
-async def _comparisons(settings: BenchSettings) -> list[Result]:
+#: Why the anyio row is skipped when anyio (only in the ``dev`` extra) is not installed.
+_NO_ANYIO = "anyio is not installed (pip install anyio, or the dev extra)"
+
+
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is None
+    except ImportError, ValueError:  # a parent package is missing, or blocked in sys.modules
+        return True
+
+
+async def _comparisons(settings: BenchSettings, on_row: OnRow = _no_rows) -> list[Result]:
+    """Per-call latency of other ways to run code in a subinterpreter, each on its own row.
+
+    The anyio one is optional: without anyio its row says how to get it, and nothing fails.
+    """
     results = []
-    _progress(
-        f"dev: anyio.to_interpreter.run_sync, {settings.batches} batches of {settings.batch_size}"
-    )
     anyio_result = Result("dev", "anyio.to_interpreter")
-    anyio_result.metrics["per_call"] = Metric(
-        "us", [s * 1e6 for s in await _anyio_per_call(settings)]
-    )
+    anyio_metric = anyio_result.metrics["per_call"] = Metric("us")
     results.append(anyio_result)
-    _progress(f"dev: InterpreterPoolExecutor, {settings.batches} batches of {settings.batch_size}")
-    # Blocking submit/result calls: on a worker thread, which only waits (the executor runs
-    # the interpreter on threads of its own).
-    samples = await trio.to_thread.run_sync(_executor_per_call, settings)
+    if _missing("anyio.to_interpreter"):
+        anyio_metric.skipped = _NO_ANYIO
+        _progress(f"dev: anyio.to_interpreter skipped ({anyio_metric.skipped})")
+        on_row(anyio_result, "per_call")
+    else:
+
+        async def anyio_calls() -> None:
+            _progress(
+                f"dev: anyio.to_interpreter.run_sync, {settings.batches} batches of {settings.batch_size}"
+            )
+            anyio_metric.samples = [s * 1e6 for s in await _anyio_per_call(settings)]
+
+        await _measure(anyio_result, ("per_call",), anyio_calls, on_row)
+
     executor_result = Result("dev", "InterpreterPoolExecutor")
-    executor_result.metrics["per_call"] = Metric("us", [s * 1e6 for s in samples])
+    executor_metric = executor_result.metrics["per_call"] = Metric("us")
     results.append(executor_result)
+
+    async def executor_calls() -> None:
+        _progress(f"dev: InterpreterPoolExecutor, {settings.batches} batches of {settings.batch_size}")
+        # Blocking submit/result calls: on a worker thread, which only waits (the executor runs
+        # the interpreter on threads of its own).
+        samples = await trio.to_thread.run_sync(_executor_per_call, settings)
+        executor_metric.samples = [s * 1e6 for s in samples]
+
+    await _measure(executor_result, ("per_call",), executor_calls, on_row)
     return results
 
 
-async def run_bench(settings: BenchSettings) -> list[Result]:
+async def run_bench(settings: BenchSettings, on_row: OnRow = _no_rows) -> list[Result]:
     """Measure every backend/config pair in turn (never concurrently: they would compete),
-    then the dev-only comparisons (last: anyio keeps its interpreters until exit)."""
-    results = [await _bench_combo(b, c, settings) for b, c in _combos(settings)]
+    then the dev-only comparisons (last: anyio keeps its interpreters until exit).
+
+    ``on_row`` hears of each row as soon as it is measured, so a caller can print it then.
+    """
+    results = [await _bench_combo(b, c, settings, on_row) for b, c in _combos(settings)]
     if settings.comparisons and "subint" in settings.backends:
-        results += await _comparisons(settings)
+        results += await _comparisons(settings, on_row)
     return results
 
 
@@ -743,10 +888,8 @@ def _cell(value: float, unit: str) -> str:
     return f"{value:.{_DIGITS.get(unit, 1)}f} {unit}"
 
 
-def format_table(
-    results: list[Result], settings: BenchSettings, elapsed: float, others: float = 0.0
-) -> str:
-    titles = metric_titles(settings)
+def table_head(settings: BenchSettings) -> list[str]:
+    """The title and column header: printed before the first row is measured."""
     header = (
         f"{'backend/config':<28} {'metric':<30} {'median':>10} {'min':>10} {'max':>10} {'n':>4}   "
         f"{'target':<14} met"
@@ -757,21 +900,38 @@ def format_table(
         f"({settings.comparison_repeat} off isolated), "
         f"round trip = batches of {settings.batch_size} calls"
     )
-    lines = [title, "", header, "-" * len(header)]
-    for result in results:
-        for name, metric in result.metrics.items():
-            s = metric.summary()
-            target, met = _target_verdict(result, name, float(s["median"]), settings)
-            verdict = "-" if met is None else ("yes" if met else "NO")
-            unit = str(s["unit"])
-            cells = [_cell(float(s[k]), unit) for k in ("median", "min", "max")]
-            lines.append(
-                f"{result.label:<28} {titles[name]:<30} {cells[0]:>10} {cells[1]:>10} "
-                f"{cells[2]:>10} {s['n']:>4}   {target:<14} {verdict}"
-            )
-        if result.backend != "dev":
-            lines.append(f"{'':<28} {'census checks':<30} {_census_text(result)}")
-    lines += [
+    return [title, "", header, "-" * len(header)]
+
+
+def row_line(result: Result, name: str, settings: BenchSettings) -> str:
+    """One metric's row; a failed or skipped metric's row says why instead of numbers."""
+    metric = result.metrics[name]
+    title = f"{result.label:<28} {metric_titles(settings)[name]:<30}"
+    if metric.skipped is not None:
+        return f"{title} skipped: {metric.skipped}"
+    if metric.error is not None:
+        done = f" (after {len(metric.samples)} samples)" if metric.samples else ""
+        return f"{title} FAILED{done}: {metric.error}"
+    if not metric.samples:
+        return f"{title} no samples"
+    s = metric.summary()
+    target, met = _target_verdict(result, name, float(s["median"]), settings)
+    verdict = "-" if met is None else ("yes" if met else "NO")
+    unit = str(s["unit"])
+    cells = [_cell(float(s[k]), unit) for k in ("median", "min", "max")]
+    return f"{title} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {s['n']:>4}   {target:<14} {verdict}"
+
+
+def census_line(result: Result) -> str | None:
+    """The census summary after a backend/config pair's rows (none for dev comparisons)."""
+    if result.backend == "dev":
+        return None
+    return f"{'':<28} {'census checks':<30} {_census_text(result)}"
+
+
+def table_tail(results: list[Result], elapsed: float, others: float = 0.0) -> list[str]:
+    """The notes under the table, once everything has been measured."""
+    lines = [
         "",
         "loop p95 lag: overshoot of a 10 ms trio.sleep in the parent; each sample is the p95 of one boot.",
         "parallel: 2 x (time for one actor alone) / (time for two at once); 2.00 x is perfect on 2 cores.",
@@ -780,10 +940,26 @@ def format_table(
     ]
     if any(r.backend == "trio" for r in results):
         lines.append("trio memory counts each child's whole RSS (shared libraries included).")
+    failed = [f"{r.label} {name}" for r in results for name in r.failed]
+    if failed:
+        lines.append(f"FAILED rows ({len(failed)}): {', '.join(failed)}; the other rows are complete.")
     lines.append(
         f"total bench time {elapsed:.1f} s; other processes kept {others:.2f} of "
         f"{os.cpu_count()} CPUs busy on average meanwhile"
     )
+    return lines
+
+
+def format_table(
+    results: list[Result], settings: BenchSettings, elapsed: float, others: float = 0.0
+) -> str:
+    lines = table_head(settings)
+    for result in results:
+        lines.extend(row_line(result, name, settings) for name in result.metrics)
+        census = census_line(result)
+        if census is not None:
+            lines.append(census)
+    lines += table_tail(results, elapsed, others)
     return "\n".join(lines)
 
 
@@ -818,8 +994,16 @@ def to_json(
         metrics: dict[str, Any] = {}
         for name, metric in result.metrics.items():
             summary = metric.summary()
-            _, met = _target_verdict(result, name, float(summary["median"]), settings)
-            metrics[name] = {**summary, "target_met": met, "samples": metric.samples}
+            met = None
+            if metric.measured:
+                _, met = _target_verdict(result, name, float(summary["median"]), settings)
+            metrics[name] = {
+                **summary,
+                "target_met": met,
+                "samples": metric.samples,
+                "error": metric.error,
+                "skipped": metric.skipped,
+            }
         out["results"].append(
             {
                 "label": result.label,
@@ -834,17 +1018,31 @@ def to_json(
 
 
 def main(settings: BenchSettings, as_json: bool = False) -> int:
-    """Run the bench and print it; exit status 1 only if an interpreter leaked."""
+    """Run the bench and print it; exit status 1 if an interpreter leaked or a row failed.
+
+    The table is printed row by row as each metric is measured, so an interrupted bench
+    still shows what it got; ``--json`` prints one object at the end (a failed row is in it
+    with its ``error``, so it too never loses the other rows).
+    """
     start = time.perf_counter()
     meter = CpuMeter()
-    results = trio.run(run_bench, settings)
+
+    def print_row(result: Result, name: str | None) -> None:
+        line = row_line(result, name, settings) if name is not None else census_line(result)
+        if line is not None:
+            print(line, flush=True)
+
+    if not as_json:
+        print("\n".join(table_head(settings)), flush=True)
+    results = trio.run(run_bench, settings, _no_rows if as_json else print_row)
     elapsed = time.perf_counter() - start
     others = meter.others()
     if as_json:
         print(json.dumps(to_json(results, settings, elapsed, others), indent=2))
     else:
-        print(format_table(results, settings, elapsed, others))
-    return 1 if any(r.census_failures for r in results) else 0
+        print("\n".join(table_tail(results, elapsed, others)))
+    failed = any(r.census_failures or r.failed for r in results)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":  # the memory probe: python -m subint_spawn._cli._bench memory B C N

@@ -281,9 +281,14 @@ class SoakSettings:
         return min(self.cycles, max(self.cycles // 10, one_round))
 
     def plan(self, index: int) -> tuple[str, str, str]:
-        """(path, backend, config) of cycle ``index``: every path on one kind, then the next."""
-        path = self.paths[index % len(self.paths)]
-        backend, config = self.kinds()[(index // len(self.paths)) % len(self.kinds())]
+        """(path, backend, config) of cycle ``index``: the kinds take turns cycle by cycle, and
+        each path runs once on every kind before the next path.  So any run of at least
+        ``len(kinds())`` cycles reaches every backend/config pair (a short mixed run used to
+        spend all its cycles on the first pair), and ``len(paths) * len(kinds())`` cycles run
+        every path on every pair."""
+        kinds = self.kinds()
+        backend, config = kinds[index % len(kinds)]
+        path = self.paths[(index // len(kinds)) % len(self.paths)]
         return path, backend, config
 
 
@@ -335,10 +340,11 @@ class SoakReport:
     def ok(self) -> bool:
         return not self.leaked and self.failed == 0
 
-    def growth_per_100(self) -> float:
-        """RSS growth in bytes per 100 cycles after the warm-up."""
+    def growth_per_100(self) -> float | None:
+        """RSS growth in bytes per 100 cycles after the warm-up; ``None`` when no cycle ran
+        after it (a rate over zero cycles would be a made-up number)."""
         measured = self.cycles - self.warmup_cycles
-        return (self.rss_end - self.rss_warm) * 100 / measured if measured > 0 else 0.0
+        return (self.rss_end - self.rss_warm) * 100 / measured if measured > 0 else None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -509,14 +515,27 @@ def render(report: SoakReport) -> str:
     lines.append(f"leaks: {'NONE' if not report.leaked else 'YES'} ({leaks})")
     lines.extend(f"  {detail}" for detail in report.leak_details)
     lines.append(f"abandoned interpreters: {report.abandoned}")
+    growth = report.growth_per_100()
+    if growth is None:
+        growth_text = (
+            f"growth n/a: all {report.cycles} cycles were warm-up (run more than "
+            f"{report.warmup_cycles} cycles to measure it)"
+        )
+    else:
+        growth_text = f"growth {growth / _MB:+.2f} MB per 100 cycles after the warm-up"
     lines.append(
         f"RSS: start {report.rss_start / _MB:.1f} MB, after {report.warmup_cycles} warm-up cycles "
-        f"{report.rss_warm / _MB:.1f} MB, end {report.rss_end / _MB:.1f} MB; "
-        f"growth {report.growth_per_100() / _MB:+.2f} MB per 100 cycles after the warm-up"
+        f"{report.rss_warm / _MB:.1f} MB, end {report.rss_end / _MB:.1f} MB; {growth_text}"
     )
-    for label, kind in report.kinds.items():
-        growth = _kind_growth(kind)
-        text = "n/a" if growth is None else f"{growth / _MB:+.2f} MB per 100 of its cycles"
+    for label in settings["kinds"]:
+        kind = report.kinds.get(label, KindStats())
+        kind_growth = _kind_growth(kind)
+        if kind.cycles == 0:
+            text = "none ran: raise --cycles"
+        elif kind_growth is None:
+            text = "n/a (no cycles after the warm-up)"
+        else:
+            text = f"{kind_growth / _MB:+.2f} MB per 100 of its cycles"
         lines.append(f"  {label:<16} {kind.cycles:>6} cycles  {text}")
     if report.failures:
         lines.append("")

@@ -538,9 +538,14 @@ class _Destroyer:
         with trio.CancelScope(shield=True):
             try:
                 async with self.limiters[interp.config]:
-                    await _destroy_off_loop(interp)
-            except Exception:  # a system task must never raise
-                log.exception("destroying %r failed", interp)
+                    try:
+                        await _destroy_off_loop(interp)
+                    except Exception:  # a system task must never raise
+                        if not _loop_alive():
+                            # A killed loop's coroutines are closed outside it (trio's scopes
+                            # then fail): not news, and the orphan reaper destroys this one.
+                            raise
+                        log.exception("destroying %r failed", interp)
             finally:
                 self.in_flight -= 1
                 if not self.in_flight and not self.pending:
@@ -548,6 +553,14 @@ class _Destroyer:
 
 
 _DESTROYER: trio.lowlevel.RunVar[_Destroyer] = trio.lowlevel.RunVar("subint_spawn_destroyer")
+
+
+def _loop_alive() -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def drain_destroys() -> None:

@@ -84,26 +84,31 @@ def dump_on_hang(seconds: float, path: str | os.PathLike[str], *, actor_stacks: 
     writes it).  With ``actor_stacks``, :func:`actor_stacks_path` (``<stem>.actors<suffix>``
     next to it) gets :func:`dump_stacks`: this process's threads and every live actor's, by
     name, nested actors included.  The faulthandler file is removed again when the block
-    finishes in time; the actors file is only created when the timer fires.  Only one
-    faulthandler timer can be armed per process; arming a new one replaces the old.
+    ends in time, by returning or by raising; the actors file is only created when the timer
+    fires.  Only one faulthandler timer can be armed per process; arming a new one replaces
+    the old.
     """
     import faulthandler
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     timer = _ActorStackTimer(seconds, actor_stacks_path(target)) if actor_stacks else None
-    with open(target, "w") as sink:
-        faulthandler.dump_traceback_later(seconds, repeat=False, file=sink, exit=False)
-        if timer is not None:
-            timer.start()
-        try:
-            yield target
-        finally:
-            faulthandler.cancel_dump_traceback_later()
+    try:
+        with open(target, "w") as sink:
+            faulthandler.dump_traceback_later(seconds, repeat=False, file=sink, exit=False)
             if timer is not None:
-                timer.stop()
-    if target.exists() and target.stat().st_size == 0:
-        target.unlink()
+                timer.start()
+            try:
+                yield target
+            finally:
+                faulthandler.cancel_dump_traceback_later()
+                if timer is not None:
+                    timer.stop()
+    finally:
+        # However the block ended (a failed or skipped test raises through here), an empty
+        # file only means nothing hung: leave no clutter behind.
+        if target.exists() and target.stat().st_size == 0:
+            target.unlink()
 
 
 # -- the signal trigger -------------------------------------------------------------------------

@@ -16,6 +16,14 @@ gets this module's handler instead of trio's:
   run, ``except KeyboardInterrupt`` inside the block does not).
 * **Second Ctrl-C**: one line on stderr, then ``os._exit(130)`` at once.  Nothing else runs:
   not the teardown, not ``atexit``, not interpreter finalization.
+* **One press delivered twice is one press**: a SIGINT less than :data:`SAME_PRESS_WINDOW`
+  after the first one is ignored.  Tools that stop a child signal it and then its process
+  group (GNU ``timeout -s INT``, some supervisors), so one "press" arrives twice within
+  microseconds; counted as a second press, it would skip the whole teardown.  No human
+  presses Ctrl-C twice within 0.2 s (a deliberate double tap is slower, and a held key
+  repeats only after a longer delay), and the window is far above the time between two
+  deliveries of one signal, even when a busy machine runs our handler late: the second
+  delivery's handler runs as soon as the main thread is scheduled again.
 
 The handler is only installed over the default handler or trio's own; a program that handles
 SIGINT itself (or ignores it, as ``trio``-backend actor processes do) is left alone.  The
@@ -29,6 +37,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +50,7 @@ from ._trio_private import is_trio_sigint_handler
 
 __all__ = [
     "FORCED_EXIT_STATUS",
+    "SAME_PRESS_WINDOW",
     "Watch",
     "beyond_cancellation",
     "ctrl_c_cancels",
@@ -50,6 +60,8 @@ __all__ = [
 
 #: ``128 + SIGINT``: what a shell reports for a process ended by Ctrl-C.
 FORCED_EXIT_STATUS = 130
+#: Seconds after the first Ctrl-C in which another SIGINT is the same press delivered again.
+SAME_PRESS_WINDOW = 0.2
 
 _FIRST = "subint_spawn: Ctrl-C: stopping {count} actor(s); press Ctrl-C again to exit at once\n"
 _FORCED = "subint_spawn: second Ctrl-C: exiting now (status 130) without waiting for actors to stop\n"
@@ -74,7 +86,8 @@ class _Sigint:
     def __init__(self) -> None:
         self.watches: list[Watch] = []
         self.previous: Any = None
-        self.presses = 0
+        #: ``time.monotonic()`` of the first press, or None before it.
+        self.first_press_at: float | None = None
 
 
 _state = _Sigint()
@@ -85,10 +98,13 @@ def _handle_sigint(signum: int, frame: FrameType | None) -> None:
     # os.write (a buffered stream may be mid-write right here) and run_sync_soon, which trio
     # documents as safe from signal handlers.
     del signum, frame
-    _state.presses += 1
-    if _state.presses > 1:
+    now = time.monotonic()
+    if _state.first_press_at is not None:
+        if now - _state.first_press_at < SAME_PRESS_WINDOW:
+            return  # the first press, delivered again (signalled to us and to our group)
         _write_stderr(_FORCED)
         os._exit(FORCED_EXIT_STATUS)
+    _state.first_press_at = now
     count = 0
     for watch in list(_state.watches):
         watch.interrupted = True
@@ -133,7 +149,7 @@ def _eligible() -> bool:
 def _register(watch: Watch) -> None:
     if not _state.watches:
         _state.previous = signal.getsignal(signal.SIGINT)
-        _state.presses = 0
+        _state.first_press_at = None
         signal.signal(signal.SIGINT, _handle_sigint)
     _state.watches.append(watch)
 
@@ -144,7 +160,7 @@ def _unregister(watch: Watch) -> None:
         if signal.getsignal(signal.SIGINT) is _handle_sigint:
             signal.signal(signal.SIGINT, _state.previous)
         _state.previous = None
-        _state.presses = 0
+        _state.first_press_at = None
 
 
 @contextmanager

@@ -1,0 +1,57 @@
+"""``python -m subint_spawn bench`` never loses what it measured: an optional comparison
+whose library is missing is skipped with a note, a measurement that fails becomes a row that
+says why, and every other row is still measured and printed.  (Speed itself is the bench's
+business, not the tests'.)"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import pytest
+
+from subint_spawn._cli import _bench
+
+#: As small as the bench goes: this checks the bench's bookkeeping, not speed.
+TINY = dataclasses.replace(
+    _bench.BenchSettings.quick(("subint",), ("isolated",)),
+    repeat=1,
+    batches=2,
+    batch_size=10,
+    stream_items=100,
+    echo_items=10,
+    concurrent=2,
+    idle_actors=1,
+    booting=2,
+    cpu_repeat=1,
+    cpu_limit=5_000,
+)
+
+
+@pytest.mark.timeout(120)
+def test_a_plain_install_and_a_failing_row_lose_no_results(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "anyio", None)  # as without the dev extra: import fails
+
+    async def broken_streams(*args: object) -> object:
+        raise RuntimeError("stream measurement broke")
+
+    monkeypatch.setattr(_bench, "_streams", broken_streams)
+    status = _bench.main(TINY)
+    lines = capsys.readouterr().out.splitlines()
+
+    def row(label: str, title: str) -> str:
+        (found,) = [line for line in lines if line.startswith(label + " ") and title in line]
+        return found
+
+    assert status == 1  # a failed row fails the run, after printing everything else
+    assert "FAILED: RuntimeError: stream measurement broke" in row("subint/isolated", "stream one way")
+    assert "FAILED: RuntimeError: stream measurement broke" in row("subint/isolated", "stream echo")
+    # Rows measured before and after the broken one are all there, with numbers.
+    for before_and_after in ("spawn->result->teardown", "stuck-actor reclaim", "2 booting", "prewarm(2)"):
+        assert " ms " in row("subint/isolated", before_and_after)
+    assert "skipped: anyio is not installed" in row("dev/anyio.to_interpreter", "per-call")
+    assert " us " in row("dev/InterpreterPoolExecutor", "per-call")
+    assert "0 interpreters alive" in next(line for line in lines if "census checks" in line)
+    assert any(line.startswith("FAILED rows (2): subint/isolated stream") for line in lines)
