@@ -171,10 +171,10 @@ async def _path_actor_error(backend: str, config: str) -> None:
             await _start(an)
             failing = await an.run_in_actor(fail, name="failing", enable_modules=[MODULE], message="on purpose")
             await failing.wait_for_result()
-    except BaseExceptionGroup as group:
-        errors = _leaves(group)
+    except (BaseExceptionGroup, subint_spawn.RemoteActorError) as raised:
+        errors = _leaves(raised) if isinstance(raised, BaseExceptionGroup) else [raised]
         if len(errors) != 1 or getattr(errors[0], "remote_type", None) != "ValueError":
-            raise CycleFailed(f"expected one ValueError from the actor, got {errors!r}") from group
+            raise CycleFailed(f"expected one ValueError from the actor, got {errors!r}") from raised
     else:
         raise CycleFailed("the actor's error did not reach the nursery")
 
