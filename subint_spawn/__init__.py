@@ -28,6 +28,8 @@ from ._exceptions import (
 # parent needs.  So they load on first use (PEP 562): an actor that never spawns children does
 # not pay for them in boot time and memory.  The exceptions are small and used everywhere.
 _LAZY: dict[str, str] = {
+    "ActorInfo": "._core._identity",
+    "current_actor": "._core._identity",
     "census": "._core._census",
     "Context": "._core._context",
     "MsgStream": "._core._context",
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from ._core._context import Context, MsgStream
     from ._core._guards import ProcessStateError, SignalStateError
     from ._core._hangs import StackDumpSignal, dump_on_hang, install_stack_dump_signal
+    from ._core._identity import ActorInfo, current_actor
     from ._core._pool import prewarm
     from ._core._defaults import (
         current_config,

@@ -9,6 +9,9 @@ object safely -- the in-process pickle codec used by the ``subint`` backend -- i
 
 from __future__ import annotations
 
+import builtins
+import sys
+
 __all__ = [
     "AbandonedInterpreterWarning",
     "ActorStartupError",
@@ -60,6 +63,33 @@ class RemoteError(SubintSpawnError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild_remote_error, (type(self), self.__dict__.copy()))
+
+    @property
+    def boxed_type(self) -> type[BaseException] | None:
+        """The remote exception's class, if this process has it; else ``None``.
+
+        Looked up by ``remote_type`` among the builtins and the modules this process has
+        already imported -- nothing is imported to find it, since an error report should not
+        run a module's code.  The module of the function you called is imported here, so an
+        exception class defined next to it is found; on the ``subint`` backend, rebuilding
+        the original exception imports its module too.
+        """
+        return _find_exception_type(self.remote_type)
+
+
+def _find_exception_type(qualified: str) -> type[BaseException] | None:
+    parts = qualified.split(".")
+    candidates = [(builtins, parts)] if len(parts) == 1 else []
+    for split in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:split]))
+        if module is not None:
+            candidates.append((module, parts[split:]))
+    for found, path in candidates:
+        for name in path:
+            found = getattr(found, name, None)
+        if isinstance(found, type) and issubclass(found, BaseException):
+            return found
+    return None
 
 
 def _rebuild_remote_error(cls: type[RemoteError], state: dict[str, object]) -> RemoteError:

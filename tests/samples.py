@@ -22,13 +22,26 @@ def import_missing() -> None:
     import subint_spawn_no_such_module  # noqa: F401
 
 
-async def spin_forever(ready_fd: int = -1) -> None:
+def announce(address: str) -> None:
+    """Tell the test this function runs now (``tests.helpers.announcements``), if it listens."""
+    if address:
+        import socket
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(address)
+
+
+async def spin_forever(ready_fd: int = -1, announce: str = "") -> None:
     """A trio task stuck in a pure-Python loop: only an injected exception can stop it."""
     await trio.sleep(0)
     _say_ready(ready_fd)
+    _announce(announce)
     x = 0
     while True:
         x += 1
+
+
+_announce = announce  # for functions whose own parameter is called `announce`
 
 
 def _say_ready(ready_fd: int) -> None:
@@ -61,8 +74,9 @@ def block_in_c(ready_fd: int, release_fd: int) -> bytes:
     return os.read(release_fd, 1)
 
 
-async def sleep_forever(ready_fd: int = -1) -> None:
+async def sleep_forever(ready_fd: int = -1, announce: str = "") -> None:
     _say_ready(ready_fd)
+    _announce(announce)
     await trio.sleep_forever()
 
 
@@ -99,15 +113,17 @@ async def async_fail(message: str = "boom") -> None:
     raise ValueError(message)
 
 
-def spin_sync() -> None:
+def spin_sync(announce: str = "") -> None:
     """A synchronous pure-Python loop: blocks its actor's trio thread for good."""
+    _announce(announce)
     x = 0
     while True:
         x += 1
 
 
-def read_fd(fd: int) -> bytes:
+def read_fd(fd: int, announce: str = "") -> bytes:
     """Blocked in C until the test writes to the pipe (subint only: shares this process's fds)."""
+    _announce(announce)
     return os.read(fd, 1)
 
 
@@ -141,3 +157,63 @@ def runtime_modules() -> list[str]:
 
 def own_pid() -> int:
     return os.getpid()
+
+
+_call_cancelled = trio.Event()
+
+
+async def sleep_until_cancelled(announce: str = "") -> None:
+    """Sleeps; notes in this actor that it was cancelled (``wait_for_cancelled_call``)."""
+    _announce(announce)
+    try:
+        await trio.sleep_forever()
+    finally:
+        _call_cancelled.set()
+
+
+async def wait_for_cancelled_call() -> bool:
+    await _call_cancelled.wait()
+    return True
+
+
+def whoami() -> list[object]:
+    """``current_actor()`` as msgpack data: [name, uid, is_root, pid, interpreter_id]."""
+    import subint_spawn
+
+    me = subint_spawn.current_actor()
+    return [me.name, me.uid, me.is_root, me.pid, me.interpreter_id]
+
+
+async def count(n: int) -> object:
+    for i in range(n):
+        yield i
+
+
+def takes_fn(fn: str) -> str:
+    """A function whose own parameter is called ``fn``, like ``portal.run``'s."""
+    return f"got {fn}"
+
+
+class MultiArgError(Exception):
+    """An exception whose ``__init__`` takes other arguments than it passes on (common)."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def raise_multi_arg(code: int, detail: str) -> None:
+    raise MultiArgError(code, detail)
+
+
+class LockHoldingError(Exception):
+    """An exception that cannot be pickled: it holds a lock."""
+
+    def __init__(self) -> None:
+        super().__init__("holds a lock")
+        self.lock = threading.Lock()
+
+
+def raise_lock_holding() -> None:
+    raise LockHoldingError()

@@ -12,54 +12,53 @@ import subint_spawn
 from subint_spawn import AbandonedInterpreterWarning, ChannelClosed, RemoteActorError, census
 
 from . import samples
-from .helpers import BOUND, open_test_nursery
+from .helpers import (
+    BOUND,
+    actor_gone,
+    announcements,
+    open_test_nursery,
+    running_actors,
+    started_call,
+)
 
 # A pure-Python loop must be reclaimed within this (the spec's default bound).
 RECLAIM_BOUND = 1.0
 
 
-
-async def started_call(portal: subint_spawn.Portal, nursery: trio.Nursery, fn: object, **kwargs: object) -> None:
-    """Start ``portal.run(fn)`` in the background once the actor has answered a first call,
-    so the call is known to be in flight (no sleeps)."""
-    assert await portal.run(samples.echo, value="alive") == "alive"
-
-    async def call() -> None:
-        try:
-            await portal.run(fn, **kwargs)  # type: ignore[arg-type]
-        except ChannelClosed:
-            pass  # the actor is stopped under it: expected in these tests
-
-    nursery.start_soon(call)
-
-
 async def test_an_cancel_on_an_idle_actor_is_quick(spawn_backend: str, subint_config: str) -> None:
+    before = running_actors(spawn_backend)
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
-            await an.start_actor("idle", enable_modules=["tests.samples"])
+            portal = await an.start_actor("idle", enable_modules=["tests.samples"])
+            assert running_actors(spawn_backend) != before
             asked = trio.current_time()
             await an.cancel()
             assert trio.current_time() - asked < RECLAIM_BOUND
-    assert census().interpreters == 0
+            assert actor_gone(portal.channel.peer)
+            assert running_actors(spawn_backend) == before
 
 
 async def test_an_cancel_reclaims_an_actor_stuck_in_a_pure_python_loop(
     spawn_backend: str, subint_config: str
 ) -> None:
+    abandoned_before = census().abandoned_total
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
             portal = await an.start_actor("stuck", enable_modules=["tests.samples"])
             await started_call(portal, callers, samples.spin_sync)
-            # The call is in flight; the actor's trio thread is now blocked for good.
+            # The call runs; the actor's trio thread is now blocked for good.
             asked = trio.current_time()
             await an.cancel()
             assert trio.current_time() - asked < RECLAIM_BOUND
-    assert census().interpreters == 0 and census().abandoned == ()
+            assert actor_gone(portal.channel.peer)
+    if spawn_backend == "subint":  # the injected exception ended the loop: nothing abandoned
+        assert census().abandoned_total == abandoned_before
 
 
 async def test_cancelling_the_enclosing_scope_stops_stuck_and_idle_actors(
     spawn_backend: str, subint_config: str
 ) -> None:
+    before = running_actors(spawn_backend)
     with trio.fail_after(BOUND):
         with trio.CancelScope() as scope:
             async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
@@ -71,16 +70,19 @@ async def test_cancelling_the_enclosing_scope_stops_stuck_and_idle_actors(
                 scope.cancel()
         assert scope.cancelled_caught
         assert trio.current_time() - asked < RECLAIM_BOUND
-    assert census().interpreters == 0
+    assert actor_gone(stuck.channel.peer) and actor_gone(idle.channel.peer)
+    assert running_actors(spawn_backend) == before
 
 
 async def test_nursery_cancel_scope_cancels_block_and_actors(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
-            await an.run_in_actor(samples.sleep_forever)
+            portal = await an.run_in_actor(samples.sleep_forever)
             an.cancel_scope.cancel()
             await trio.sleep_forever()  # cancelled right here
-    assert census().interpreters == 0
+    assert actor_gone(portal.channel.peer)
+    with pytest.raises(ChannelClosed, match="ended without a result"):
+        await portal.wait_for_result()
 
 
 async def test_portal_cancel_actor_on_a_stuck_actor_returns(spawn_backend: str, subint_config: str) -> None:
@@ -92,7 +94,9 @@ async def test_portal_cancel_actor_on_a_stuck_actor_returns(spawn_backend: str, 
             asked = trio.current_time()
             await portal.cancel_actor()
             assert trio.current_time() - asked < RECLAIM_BOUND
+            assert actor_gone(portal.channel.peer)
             # Only that actor was stopped.
+            assert not actor_gone(other.channel.peer)
             assert await other.run(samples.add, x=1) == 1
 
 
@@ -100,11 +104,19 @@ async def test_cancelling_a_call_cancels_it_in_the_actor(spawn_backend: str, sub
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
-            assert await portal.run(samples.echo, value=1) == 1
-            with trio.move_on_after(0.2) as scope:
-                await portal.run(samples.sleep_forever)
+            async with announcements() as (address, heard):
+                with trio.CancelScope() as scope:
+                    async with trio.open_nursery() as canceller:
+
+                        async def cancel_once_it_runs() -> None:
+                            await heard()
+                            scope.cancel()
+
+                        canceller.start_soon(cancel_once_it_runs)
+                        await portal.run(samples.sleep_until_cancelled, announce=address)
             assert scope.cancelled_caught
-            # The actor dropped the call and serves the next one.
+            # The actor's task saw the cancellation, and the actor serves the next call.
+            assert await portal.run(samples.wait_for_cancelled_call) is True
             assert await portal.run(samples.add, x=3) == 3
 
 
@@ -112,48 +124,23 @@ async def test_cancelling_a_call_cancels_it_in_the_actor(spawn_backend: str, sub
 async def test_cancel_during_spawn_leaves_nothing(spawn_backend: str, subint_config: str, delay: float) -> None:
     # Sweeps the cancellation point across creating the interpreter/process, starting the
     # runtime and waiting for "ready"; whichever it hits, everything must be reaped.
+    before = running_actors(spawn_backend)
     with trio.fail_after(BOUND):
         with trio.move_on_after(delay):
             async with open_test_nursery(spawn_backend, subint_config) as an:
                 await an.start_actor("young", enable_modules=["tests.samples"])
                 await trio.sleep_forever()
-    assert census().interpreters == 0
+    assert running_actors(spawn_backend) == before
 
 
 async def test_one_failing_actor_cancels_a_stuck_sibling(spawn_backend: str, subint_config: str) -> None:
     with trio.fail_after(BOUND):
-        with pytest.RaisesGroup(RemoteActorError):
+        with pytest.raises(RemoteActorError, match="sibling failed"):
             async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
                 stuck = await an.start_actor("stuck", enable_modules=["tests.samples"])
                 await started_call(stuck, callers, samples.spin_sync)
                 await an.run_in_actor(samples.fail, message="sibling failed")
-    assert census().interpreters == 0
-
-
-async def test_broken_channel_mid_call_fails_the_call_and_tears_the_actor_down(
-    spawn_backend: str, subint_config: str
-) -> None:
-    with trio.fail_after(BOUND):
-        with pytest.RaisesGroup(RemoteActorError) as caught:
-            async with open_test_nursery(spawn_backend, subint_config) as an:
-                portal = await an.start_actor("cut", enable_modules=["tests.samples"])
-                async with trio.open_nursery() as callers:
-                    failures: list[BaseException] = []
-
-                    async def call() -> None:
-                        try:
-                            await portal.run(samples.sleep_forever)
-                        except ChannelClosed as exc:
-                            failures.append(exc)
-
-                    assert await portal.run(samples.echo, value=1) == 1
-                    callers.start_soon(call)
-                    await trio.testing.wait_all_tasks_blocked()
-                    portal.channel.close_now()  # the wire breaks under the pending call
-                assert len(failures) == 1
-                await trio.sleep_forever()  # the supervisor reports the dead actor
-        assert "ended unexpectedly" in str(caught.value.exceptions[0])
-    assert census().interpreters == 0
+    assert actor_gone(stuck.channel.peer)
 
 
 async def test_stuck_in_c_is_abandoned_and_the_caller_returns() -> None:
@@ -165,7 +152,6 @@ async def test_stuck_in_c_is_abandoned_and_the_caller_returns() -> None:
                 async with subint_spawn.open_nursery() as an, trio.open_nursery() as callers:
                     portal = await an.start_actor("in-c", enable_modules=["tests.samples"])
                     await started_call(portal, callers, samples.read_fd, fd=release_read)
-                    await trio.testing.wait_all_tasks_blocked()
                     asked = trio.current_time()
                     await an.cancel()
                     assert trio.current_time() - asked < 2.0
@@ -184,14 +170,17 @@ async def test_actor_dying_under_run_in_actor_is_one_error_in_both_places(
     spawn_backend: str, subint_config: str
 ) -> None:
     with trio.fail_after(BOUND):
-        with pytest.raises(BaseExceptionGroup) as caught:
+        with pytest.raises(RemoteActorError) as caught:
             async with open_test_nursery(spawn_backend, subint_config) as an:
-                portal = await an.run_in_actor(samples.sleep_forever)
+                async with announcements() as (address, heard):
+                    portal = await an.run_in_actor(samples.sleep_forever, announce=address)
+                    await heard()
                 async with trio.open_nursery() as waiters:
                     waiters.start_soon(portal.wait_for_result)
-                    await trio.testing.wait_all_tasks_blocked()
+                    await trio.testing.wait_all_tasks_blocked()  # it waits for the result
                     portal.channel.close_now()  # the actor is lost mid-call
-    errors = caught.value.exceptions
-    flat = [e for group in errors for e in (group.exceptions if isinstance(group, BaseExceptionGroup) else [group])]
-    assert {type(e) for e in flat} == {RemoteActorError}, flat
-    assert len({id(e) for e in flat}) == 1, flat
+    # The waiter's error (inside its own nursery) and the supervisor's are the same object.
+    assert caught.value.remote_type == "ActorExited"
+    with pytest.raises(RemoteActorError) as again:
+        await portal.wait_for_result()
+    assert again.value is caught.value

@@ -2,21 +2,18 @@
 promptly, and the nursery still tears down without leaking (the plugin's leak check runs around
 every test).  What the user sees for each fault is in docs/faults.md.
 
-Cases already covered elsewhere are not repeated: a parent-side ``close_now`` under a call
-(test_cancellation), undecodable and oversized frames (test_channel), unknown and broken modules
-at startup, unsendable arguments and results (test_runtime), fork from an actor's trio thread
-(test_process_state).
+Cases already covered elsewhere are not repeated: undecodable and oversized frames
+(test_channel), unknown and broken modules at startup, unsendable arguments and results
+(test_runtime), fork from an actor's trio thread (test_process_state).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import time
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import trio
@@ -31,12 +28,12 @@ from subint_spawn import (
     RemoteActorError,
     census,
 )
-from subint_spawn._core import _leaks, _nursery
+from subint_spawn._core import _leaks
 from subint_spawn._core._channel import DEFAULT_MAX_FRAME
 from subint_spawn.driver import drain_destroys
 
 from . import fault_samples as fs
-from .helpers import BOUND, open_test_nursery
+from .helpers import BOUND, actor_gone, open_test_nursery, running_actors
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -47,22 +44,6 @@ async def serving(an: subint_spawn.ActorNursery, name: str = "victim") -> subint
     portal = await an.start_actor(name, enable_modules=MODULES)
     assert await portal.run(fs.echo, value="alive") == "alive"
     return portal
-
-
-def the_one_error(group: BaseExceptionGroup[Any]) -> RemoteActorError:
-    """The single RemoteActorError a nursery reported, however deeply grouped."""
-    leaves = []
-
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
-
-    walk(group)
-    assert len(leaves) == 1 and isinstance(leaves[0], RemoteActorError), leaves
-    return leaves[0]
 
 
 # -- a broken channel -------------------------------------------------------------------------
@@ -91,7 +72,7 @@ async def test_channel_broken_mid_call_fails_the_call_and_reports_the_actor(
 ) -> None:
     skip_unless_applicable(how, spawn_backend)
     with trio.fail_after(BOUND):
-        with pytest.RaisesGroup(RemoteActorError, flatten_subgroups=True) as caught:
+        with pytest.raises(RemoteActorError) as caught:
             async with open_test_nursery(spawn_backend, subint_config) as an:
                 portal = await serving(an)
                 if how == "parent_shuts_down":
@@ -112,8 +93,8 @@ async def test_channel_broken_mid_call_fails_the_call_and_reports_the_actor(
                     with pytest.raises(ChannelClosed):
                         await portal.run(fs.sever_then_sleep, how=how)
                 await trio.sleep_forever()  # the supervisor reports the dead actor
-    expect_death_report(the_one_error(caught.value), how)
-    assert census().interpreters == 0
+    expect_death_report(caught.value, how)
+    assert actor_gone(portal.channel.peer)
 
 
 @pytest.mark.parametrize("how", BREAKS)
@@ -123,7 +104,7 @@ async def test_channel_broken_mid_stream_fails_the_stream_and_reports_the_actor(
     skip_unless_applicable(how, spawn_backend)
     received: list[int] = []
     with trio.fail_after(BOUND):
-        with pytest.RaisesGroup(RemoteActorError, flatten_subgroups=True) as caught:
+        with pytest.raises(RemoteActorError) as caught:
             async with open_test_nursery(spawn_backend, subint_config) as an:
                 portal = await serving(an)
                 actor_breaks = how != "parent_shuts_down"
@@ -137,8 +118,8 @@ async def test_channel_broken_mid_stream_fails_the_stream_and_reports_the_actor(
                                 portal.channel._sock.shutdown(socket.SHUT_RDWR)
                 await trio.sleep_forever()
     assert received[:5] == [0, 1, 2, 3, 4]
-    expect_death_report(the_one_error(caught.value), how)
-    assert census().interpreters == 0
+    expect_death_report(caught.value, how)
+    assert actor_gone(portal.channel.peer)
 
 
 # -- crashes during bootstrap -----------------------------------------------------------------
@@ -155,24 +136,27 @@ async def test_channel_broken_mid_stream_fails_the_stream_and_reports_the_actor(
 async def test_base_exception_at_import_is_a_startup_error_with_the_traceback(
     spawn_backend: str, subint_config: str, module: str, remote_type: str, message: str
 ) -> None:
+    before = running_actors(spawn_backend)
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             with pytest.raises(ActorStartupError) as caught:
                 await an.start_actor("boot", enable_modules=[f"tests.fault_imports.{module}"])
+            assert running_actors(spawn_backend) == before  # reaped before start_actor raised
             # The nursery is unharmed: the next actor starts and serves.
             await serving(an)
     error = caught.value
     assert error.remote_type == remote_type
     assert message in error.remote_message
     assert f"{module}.py" in error.remote_traceback
-    assert census().interpreters == 0
 
 
 async def test_module_ending_the_process_at_import(spawn_backend: str, subint_config: str) -> None:
+    before = running_actors(spawn_backend)
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             with pytest.raises(ActorStartupError) as caught:
                 await an.start_actor("quitter", enable_modules=["tests.fault_imports.exits_process"])
+            assert running_actors(spawn_backend) == before
             await serving(an)
     error = caught.value
     if spawn_backend == "trio":  # the process ended: there is no traceback to send
@@ -237,7 +221,7 @@ async def test_base_exceptions_are_typed_errors_and_the_actor_serves_on(
             check_base_error(stream_error.value, kind, "generator_raising_base", spawn_backend)
             # The same actor -- same interpreter or process -- goes on serving.
             assert await portal.run(fs.interpreter_or_process) == where
-    assert census().interpreters == 0
+    assert actor_gone(portal.channel.peer)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -245,12 +229,12 @@ async def test_base_exception_in_run_in_actor_is_one_typed_error(
     spawn_backend: str, subint_config: str, kind: str
 ) -> None:
     with trio.fail_after(BOUND):
-        with pytest.RaisesGroup(RemoteActorError) as caught:
+        with pytest.raises(RemoteActorError) as caught:
             async with open_test_nursery(spawn_backend, subint_config) as an:
                 portal = await an.run_in_actor(fs.raise_base, kind=kind)
                 await portal.wait_for_result()
-    check_base_error(the_one_error(caught.value), kind, "raise_base", spawn_backend)
-    assert census().interpreters == 0
+    check_base_error(caught.value, kind, "raise_base", spawn_backend)
+    assert actor_gone(portal.channel.peer)
 
 
 # -- threads the actor leaves running ---------------------------------------------------------
@@ -461,32 +445,29 @@ async def test_error_text_the_codec_cannot_carry_is_escaped_not_fatal(
 STARTUP_TIMEOUT = 1.5
 
 
-@pytest.fixture
-def short_startup_timeout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Actors get STARTUP_TIMEOUT s to say ready.  Test-only: there is no public knob, and
-    ``_nursery.STARTUP_TIMEOUT`` is baked into ``_ActorSpec``'s default when the module loads."""
-    make_spec = _nursery.ActorNursery._spec
-
-    def spec(self: _nursery.ActorNursery, *args: Any) -> _nursery._ActorSpec:
-        return dataclasses.replace(make_spec(self, *args), startup_timeout=STARTUP_TIMEOUT)
-
-    monkeypatch.setattr(_nursery.ActorNursery, "_spec", spec)
-    yield
-
-
+@pytest.mark.parametrize("given_to", ["open_nursery", "start_actor"])
 async def test_child_that_never_answers_is_a_startup_error_and_is_reaped(
-    spawn_backend: str, subint_config: str, short_startup_timeout: None
+    spawn_backend: str, subint_config: str, given_to: str
 ) -> None:
+    before = running_actors(spawn_backend)
+    per_nursery = {"startup_timeout": STARTUP_TIMEOUT} if given_to == "open_nursery" else {}
+    per_actor = {"startup_timeout": STARTUP_TIMEOUT} if given_to == "start_actor" else {}
     with trio.fail_after(BOUND):
-        async with open_test_nursery(spawn_backend, subint_config) as an:
+        async with subint_spawn.open_nursery(
+            backend=spawn_backend, config=subint_config, **per_nursery  # type: ignore[arg-type]
+        ) as an:
             asked = trio.current_time()
             with pytest.raises(ActorStartupError) as caught:
-                await an.start_actor("mute", enable_modules=["tests.fault_imports.blocks_forever"])
+                await an.start_actor(
+                    "mute", enable_modules=["tests.fault_imports.blocks_forever"], **per_actor
+                )
             took = trio.current_time() - asked
+            assert running_actors(spawn_backend) == before  # reaped before start_actor raised
     assert caught.value.remote_type == "TimeoutError"
     assert f"within {STARTUP_TIMEOUT} s" in caught.value.remote_message
     assert took >= STARTUP_TIMEOUT
-    assert census().interpreters == 0 and census().abandoned == ()
+    if spawn_backend == "subint":  # stopped in its import, not left stuck in it
+        assert census().abandoned == ()
 
 
 # -- names that do not resolve at call time ----------------------------------------------------
@@ -500,12 +481,13 @@ async def test_unknown_function_or_module_at_call_time_is_a_remote_error(
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await serving(an)
+            link = portal._link  # calls by name, past the parent's ref_of() check
             with pytest.raises(RemoteActorError) as attribute:
-                await portal._call("tests.fault_samples", "no_such_function", {})
+                await link.call("tests.fault_samples", "no_such_function", {})
             with pytest.raises(RemoteActorError) as module:
-                await portal._call("tests.no_such_module", "fn", {})
+                await link.call("tests.no_such_module", "fn", {})
             with pytest.raises(RemoteActorError) as arguments:
-                await portal._call("tests.fault_samples", "echo", {"wrong": 1})
+                await portal.run(fs.echo, wrong=1)
             assert await portal.run(fs.echo, value="after") == "after"
     assert attribute.value.remote_type == "AttributeError"
     assert module.value.remote_type == "ModuleNotFoundError"

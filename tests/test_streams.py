@@ -10,7 +10,7 @@ import subint_spawn
 from subint_spawn import ContextCancelled, RemoteActorError
 
 from . import stream_samples as ss
-from .helpers import BOUND, open_test_nursery
+from .helpers import BOUND, actor_gone, open_test_nursery
 
 
 async def worker(an: subint_spawn.ActorNursery) -> subint_spawn.Portal:
@@ -142,6 +142,45 @@ async def test_parent_cancelling_the_context_exits_cleanly(spawn_backend: str, s
                 assert first == "sleeping"
                 await ctx.cancel()
                 assert await ctx.wait_for_result() is None  # we asked: no error
+
+
+async def test_ctx_cancel_from_another_task_ends_the_openers_block(
+    spawn_backend: str, subint_config: str
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await worker(an)
+            async with trio.open_nursery() as tasks:
+                async with portal.open_context(ss.sleeping_context) as (ctx, first):
+                    assert first == "sleeping"
+                    tasks.start_soon(ctx.cancel)
+                    await trio.sleep_forever()  # ended by that cancel, quietly
+            assert ctx.cancel_requested
+            assert await ctx.wait_for_result() is None  # we asked: no error
+            assert await portal.run(ss.not_a_generator) == 1
+
+
+@pytest.mark.parametrize("waiting_in", ["block", "receive"])
+async def test_cancel_actor_under_an_open_context_raises_context_cancelled(
+    spawn_backend: str, subint_config: str, waiting_in: str
+) -> None:
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await worker(an)
+            async with trio.open_nursery() as tasks:
+                with pytest.raises(ContextCancelled) as caught:
+                    async with portal.open_context(ss.echo_context) as (ctx, _):
+                        if waiting_in == "block":
+                            await portal.cancel_actor()  # then the block ends normally
+                        else:
+                            async with ctx.open_stream() as stream:
+                                tasks.start_soon(portal.cancel_actor)
+                                await stream.receive()
+            assert actor_gone(portal.channel.peer)
+    assert caught.value.actor_name == "streamer"
+    message = "echo_context was cancelled: actor 'streamer' was stopped by its parent"
+    assert message in str(caught.value)
+    assert "portal.cancel_actor()" in caught.value.remote_message
 
 
 async def test_parent_scope_cancel_mid_context_cancels_the_actor_side(spawn_backend: str, subint_config: str) -> None:

@@ -119,29 +119,21 @@ async def scene_parallelism() -> None:
 # -- 2. remote errors -------------------------------------------------------------------------
 
 
-def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
-
-
 async def scene_remote_error() -> None:
     heading(2, "An error inside an actor")
     say("""
         run_in_actor(load_settings, path='app.toml'): the function raises ValueError three
-        calls deep.  The nursery cancels the actor's siblings and raises an ExceptionGroup,
-        as trio nurseries do, so the caller catches it with `except* RemoteActorError`.
+        calls deep.  The nursery cancels the actor's siblings and raises that one error
+        itself (several at once would be an ExceptionGroup), so the caller catches it with
+        `except RemoteActorError`.
         """)
     try:
         async with subint_spawn.open_nursery() as an:
             portal = await an.run_in_actor(_workloads.load_settings, path="app.toml")
             await portal.wait_for_result()
-    except* subint_spawn.RemoteActorError as group:
-        error = _first_leaf(group)
-        assert isinstance(error, subint_spawn.RemoteActorError)
+    except subint_spawn.RemoteActorError as error:
         header = textwrap.dedent(f"""
-            caught      : {type(error).__name__} (inside {type(group).__name__})
+            caught      : {type(error).__name__}
             remote type : {error.remote_type}
             message     : {error.remote_message}
             actor name  : {error.actor_name}

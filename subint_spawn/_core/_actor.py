@@ -13,7 +13,6 @@ becomes ``startup_error``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -22,13 +21,14 @@ import trio
 from .._exceptions import ChannelClosed, ProtocolError
 from . import _logs
 from . import _messages as m
-from ._errors import ErrorInfo, describe, sendable_text
 from ._channel import Channel, channel_from_fd
-from ._control import KilledByWatchdog
-from ._names import BackendName, Config
-from ._context import ActorContext
 from ._codec import CodecName, get_codec
-from ._funcref import is_async_function, resolve
+from ._context import ActorContext
+from ._control import KilledByWatchdog
+from ._errors import ErrorInfo, describe, sendable_text
+from ._funcref import is_async_function, load_module, resolve
+from ._identity import become, current_actor
+from ._names import BackendName, Config
 
 __all__ = ["actor_main"]
 
@@ -98,6 +98,7 @@ async def actor_main(
 
     set_spawn_backend(backend)
     set_default_config(config)
+    become(name)
     channel = channel_from_fd(fd, get_codec(codec), dup=dup)
     forwarding = _logs.install(channel, name, log_level)
     try:
@@ -136,7 +137,7 @@ class _Actor:
     async def serve(self, enable_modules: list[str]) -> None:
         try:
             for module in enable_modules:
-                importlib.import_module(module)
+                load_module(module)
         except BaseException as exc:
             # A module calling sys.exit() (or raising any BaseException) at import is a
             # startup error like any other, with its traceback; only our own stop passes.
@@ -144,11 +145,14 @@ class _Actor:
                 raise
             await self.channel.send((m.STARTUP_ERROR, self.describe(exc)))
             return
-        await self.channel.send((m.READY, self.name))
+        me = current_actor()
+        await self.channel.send((m.READY, me.name, me.uid, me.pid, me.interpreter_id))
         async with trio.open_nursery() as calls:
             try:
                 await self._dispatch(calls)
             finally:
+                for ctx in self.contexts.values():
+                    ctx.on_actor_stopping()
                 calls.cancel_scope.cancel()
 
     async def _dispatch(self, calls: trio.Nursery) -> None:
@@ -180,14 +184,14 @@ class _Actor:
                 ctx = self.contexts.get(message[1])
                 if ctx is not None:  # else: the context already ended; late items are dropped
                     try:
-                        ctx._deliver(message)
+                        ctx.on_stream_message(message)
                     except ProtocolError as exc:  # an item that does not decode
                         log.error("actor %s: closing its channel: %s", self.name, exc)
                         return
             elif kind == m.CANCEL:
                 ctx = self.contexts.get(message[1])
                 if ctx is not None:
-                    ctx._cancel_from_peer()
+                    ctx.on_cancel_from_peer()
                 scope = self.calls.get(message[1])
                 if scope is not None:
                     scope.cancel()
@@ -252,7 +256,7 @@ class _Actor:
                 frame = self.channel.encode((m.CANCELLED, cid, info))
             await self._send_answer(frame)
         finally:
-            ctx._end(None)
+            ctx.on_ended(None)
             del self.contexts[cid]
 
     async def _answer(self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]) -> bytes:

@@ -39,6 +39,7 @@ import trio
 
 from .._exceptions import ChannelClosed, ProtocolError
 from ._codec import Codec
+from ._identity import ActorInfo
 from ._messages import STREAM
 
 __all__ = ["DEFAULT_MAX_FRAME", "Channel", "channel_from_fd"]
@@ -70,6 +71,8 @@ class Channel:
         self._sock = sock
         self.codec = codec
         self.max_frame = max_frame
+        #: Who is on the other end, once known (a parent's channel learns it from ``ready``).
+        self.peer: ActorInfo | None = None
         self._closed = False
         self._inbox = bytearray()
         self._in_pos = 0

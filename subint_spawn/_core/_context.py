@@ -103,6 +103,9 @@ class Context:
         self._ended: BaseException | None = None  # why no more items can come, if not a clean end
         self._finished = False  # the context is over: nothing more can be sent either
         self._inbox_done = False
+        # The whole actor is stopping: our side ends without a word, so the parent learns of
+        # the end from the channel (ContextCancelled), not from a clean-looking stream end.
+        self._silent_end = False
         self.cancel_requested = False  # by this side
 
     # -- stream ------------------------------------------------------------------------------
@@ -122,6 +125,8 @@ class Context:
         if self._we_closed_stream:
             return
         self._we_closed_stream = True
+        if self._silent_end:
+            return
         with trio.CancelScope(shield=True), trio.move_on_after(1.0):
             try:
                 await self.channel.send((m.STREAM_END, self.cid))
@@ -151,12 +156,14 @@ class Context:
                 pass  # no more items will come anyway
         return item
 
-    # -- delivery from the receive loop (synchronous: it must never block) -------------------
+    # -- hooks for the channel's receive loop (synchronous: it must never block) -------------
+    # Called by the runtime (the parent's link, the actor's dispatcher), never by user code.
 
-    def _deliver(self, message: tuple[Any, ...]) -> None:
+    def on_stream_message(self, message: tuple[Any, ...]) -> None:
+        """A ``stream``, ``stream_end`` or ``credit`` message of this context arrived."""
         kind = message[0]
         if kind == m.STREAM:
-            self._deliver_items(self.channel.decode_items(message[2]))
+            self.on_items(self.channel.decode_items(message[2]))
         elif kind == m.STREAM_END:
             self._peer_closed_stream = True
             self._put(_END)
@@ -165,11 +172,13 @@ class Context:
             self._credit_arrived.set()
             self._credit_arrived = trio.Event()
 
-    def _deliver_items(self, items: list[Any]) -> None:
+    def on_items(self, items: list[Any]) -> None:
+        """Stream items arrived (the receive loop's short path for the bulk of the traffic)."""
         if self._inbox_done or self._peer_closed_stream:
             return  # late items after the end: nobody can take them
         if self._buffered + len(items) > WINDOW:
-            self._end(StreamOverrun(f"{self.peer_name!r} sent past its stream credit ({WINDOW} items)"))
+            overrun = f"{self.peer_name!r} sent past its stream credit ({WINDOW} items)"
+            self.on_ended(StreamOverrun(overrun))
             return
         self._buffered += len(items)
         self._inbox.extend(items)
@@ -181,7 +190,7 @@ class Context:
         if self._inbox_waiters:
             self._inbox_waiters.unpark()
 
-    def _end(self, error: BaseException | None) -> None:
+    def on_ended(self, error: BaseException | None) -> None:
         """No more items will come: wake the consumer (with ``error``, if the end was not clean)
         and any sender waiting for credit."""
         if error is not None and self._ended is None:
@@ -196,8 +205,9 @@ class Context:
 class ParentContext(Context):
     """The parent's end: from ``async with portal.open_context(fn, **kw) as (ctx, first)``."""
 
-    def __init__(self, channel: Channel, cid: int, peer_name: str, trusted: bool) -> None:
+    def __init__(self, channel: Channel, cid: int, peer_name: str, trusted: bool, fn: str) -> None:
         super().__init__(channel, cid, peer_name)
+        self.fn = fn  # "module.qualname" of the actor's function, for messages
         self._trusted = trusted
         self._started = trio.Event()
         self._got_started = False  # ctx.started() arrived (vs. the context ending before it)
@@ -205,9 +215,25 @@ class ParentContext(Context):
         self._done = trio.Event()
         self._result: Any = None
         self._error: BaseException | None = None
+        # The opener's block, the task running it, and whether another task cancelled it
+        # (perhaps before it began): see cancel().
+        self._block: trio.CancelScope | None = None
+        self._opener: trio.lowlevel.Task | None = None
+        self._block_cancelled = False
 
     async def cancel(self) -> None:
-        """Cancel the actor's side.  We asked, so this side then exits cleanly."""
+        """Cancel the actor's side.  We asked, so this side then exits cleanly.
+
+        From a task other than the one in the ``open_context`` block, this also cancels that
+        block, which then exits quietly: a task that owns the context may be waiting on
+        anything (not only the stream), and a cancel that left it waiting would not end the
+        dialogue.  From inside the block the block goes on, so it can still read what the
+        actor sent and ``wait_for_result()``.
+        """
+        if trio.lowlevel.current_task() is not self._opener:
+            self._block_cancelled = True
+            if self._block is not None:
+                self._block.cancel()
         if self._done.is_set() or self.cancel_requested:
             return
         self.cancel_requested = True
@@ -219,20 +245,53 @@ class ParentContext(Context):
 
     async def wait_for_result(self) -> Any:
         """The actor function's return value; its error, or :class:`ContextCancelled` if the
-        actor cancelled the context.  ``None`` if this side cancelled it."""
+        context was cancelled by someone other than this side.  ``None`` if this side
+        cancelled it."""
         await self._done.wait()
         if self._error is not None:
             raise self._error
         return self._result
 
-    # -- from the receive loop ----------------------------------------------------------------
+    # -- hooks for portal.open_context --------------------------------------------------------
 
-    def _on_started(self, value: Any) -> None:
+    def on_opened(self, block: trio.CancelScope) -> None:
+        """The opener's block starts, under ``block``, in the current task."""
+        self._block = block
+        self._opener = trio.lowlevel.current_task()
+        if self._block_cancelled:
+            block.cancel()
+
+    async def wait_started(self) -> Any:
+        """The value the actor passed to ``ctx.started()``; the context's error if it ended
+        before that (after ``started``, an error is raised by the stream, after the items
+        sent before it)."""
+        await self._started.wait()
+        if not self._got_started and self._error is not None:
+            raise self._error
+        return self._first
+
+    @property
+    def is_done(self) -> bool:
+        """The actor's side has finished (result, error or cancellation), or its channel ended."""
+        return self._done.is_set()
+
+    async def wait_done(self) -> None:
+        await self._done.wait()
+
+    @property
+    def drained(self) -> bool:
+        """Our consumer has received the end of the actor's stream."""
+        return self._inbox_done
+
+    # -- hooks for the receive loop ------------------------------------------------------------
+
+    def on_started(self, value: Any) -> None:
         self._first = value
         self._got_started = True
         self._started.set()
 
-    def _on_outcome(self, kind: str, payload: Any) -> None:
+    def on_outcome(self, kind: str, payload: Any) -> None:
+        """The actor's side finished: ``return``, ``error`` (rebuilt) or ``cancelled``."""
         if self._done.is_set():
             return
         if kind == m.RETURN:
@@ -244,14 +303,15 @@ class ParentContext(Context):
             self._error = payload
         self._done.set()
         self._started.set()
-        self._end(self._error)
+        self.on_ended(self._error)
 
-    def _on_channel_closed(self, error: BaseException) -> None:
+    def on_channel_closed(self, error: BaseException) -> None:
+        """The channel ended under the context; ``error`` is what this side sees."""
         if not self._done.is_set():
             self._error = error
             self._done.set()
             self._started.set()
-        self._end(error)
+        self.on_ended(error)
 
 
 def _cancelled_error(info: m.ErrorInfo, trusted: bool) -> ContextCancelled:
@@ -283,7 +343,13 @@ class ActorContext(Context):
         if self.scope is not None:
             self.scope.cancel()
 
-    def _cancel_from_peer(self) -> None:
+    def on_actor_stopping(self) -> None:
+        """Hook for the actor's dispatcher: the actor is stopping (its parent said ``stop``, or
+        went away), so this context is cancelled with everything else."""
+        self._silent_end = True
+
+    def on_cancel_from_peer(self) -> None:
+        """Hook for the actor's dispatcher: the parent sent ``cancel`` for this context."""
         # Only the scope: it interrupts every wait in the function (receive, credit) with
         # trio.Cancelled.  Ending the stream here as well would make a send that has not hit
         # its checkpoint yet fail with BrokenResourceError, turning a cancel into an error.

@@ -3,12 +3,19 @@
 An exception raised in an actor (or in any function the driver runs in a subinterpreter) may
 not exist on the parent's side: its class can live in a module only the other side imported.
 So it crosses as an :data:`ErrorInfo`, ``[type_name, message, traceback_text, where,
-pickled_exception_or_None]``, made by :func:`describe` and turned back into a
-:class:`RemoteError` subclass by :func:`rebuild`.
+pickled]``, made by :func:`describe` and turned back into a :class:`RemoteError` subclass by
+:func:`rebuild`.  ``pickled`` is the pickled exception (in-process channels only), or the
+reason it could not be pickled, or ``None``.
+
+An exception is pickled *without* its ``__init__``: the default way, ``cls(*args)``, fails
+to rebuild every exception whose ``__init__`` takes other arguments than it passes to
+``Exception.__init__`` (``MyError(code, detail)`` calling ``super().__init__(f"...")``),
+which is common.  Its class, ``args`` and ``__dict__`` are restored as they were instead.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 import traceback
 from typing import Any, TypeVar
@@ -42,15 +49,48 @@ def describe(exc: BaseException, where: str, *, with_pickle: bool) -> ErrorInfo:
     else:
         text = "".join(traceback.format_exception(exc))
         message = str(exc)
-    pickled = None
+    pickled: bytes | str | None = None
     if with_pickle:
-        try:
-            pickled = pickle.dumps(exc)
-        except Exception:
-            pickled = None
-        if pickled is not None and len(pickled) > PICKLE_LIMIT:
-            pickled = None
+        pickled = _pickle_exception(exc)
     return [sendable_text(type_name), sendable_text(message), sendable_text(text), sendable_text(where), pickled]
+
+
+def _pickle_exception(exc: BaseException) -> bytes | str:
+    """``exc`` pickled (see the module's docstring), or why it could not be."""
+    buffer = io.BytesIO()
+    try:
+        _ExceptionPickler(buffer).dump(exc)
+    except Exception as failure:
+        return sendable_text(f"it cannot be pickled: {type(failure).__name__}: {failure}", 1000)
+    if buffer.tell() > PICKLE_LIMIT:
+        return f"pickled, it takes {buffer.tell()} bytes, over the {PICKLE_LIMIT}-byte limit"
+    return buffer.getvalue()
+
+
+class _ExceptionPickler(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        cls = type(obj)
+        # Only exceptions pickled the default way (a class with its own __reduce__, such as
+        # OSError or our RemoteError, knows best) whose __init__ is Python code (a builtin's
+        # __init__ may keep state that is in neither args nor __dict__).
+        if (
+            isinstance(obj, BaseException)
+            and cls.__reduce__ is BaseException.__reduce__
+            and hasattr(cls.__init__, "__code__")
+        ):
+            return _rebuild_exception, (cls, obj.args, obj.__dict__ or None)
+        return NotImplemented
+
+
+def _rebuild_exception(
+    cls: type[BaseException], args: tuple[Any, ...], state: dict[str, Any] | None
+) -> BaseException:
+    """An exception of class ``cls`` with these ``args`` and ``__dict__``, ``__init__`` not run."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    if state:
+        exc.__dict__.update(state)
+    return exc
 
 
 def sendable_text(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -84,13 +124,19 @@ def rebuild(
 
     ``trusted`` is true only for in-process (pickle) channels: the original exception is then
     rebuilt and chained as ``__cause__``.  Bytes from another process are never unpickled.
-    ``where`` replaces the description's own (the driver names the interpreter).
+    ``where`` replaces the description's own (the driver names the interpreter).  When the
+    original cannot be had on a trusted channel, a note on the error says why.
     """
     type_name, message, text, described_where, pickled = info
     error = cls(type_name, message, text, where=where or described_where)
-    if trusted and isinstance(pickled, bytes):
+    if not trusted:
+        return error
+    why: str | None = pickled if isinstance(pickled, str) else None
+    if isinstance(pickled, bytes):
         try:
             error.__cause__ = pickle.loads(pickled)
-        except Exception:
-            pass  # its class exists only over there; the text says it all
+        except Exception as failure:  # e.g. its class exists only over there
+            why = f"it cannot be unpickled here: {type(failure).__name__}: {failure}"
+    if why is not None:
+        error.add_note(f"the original {type_name} is not attached as __cause__: {why}")
     return error

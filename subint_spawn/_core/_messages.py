@@ -15,7 +15,8 @@ Parent -> actor::
 
 Actor -> parent::
 
-    ("ready", actor_name)                       enable_modules imported, serving
+    ("ready", name, uid, pid, interpreter_id)   enable_modules imported, serving; who it is
+                                                (an :class:`._identity.ActorInfo`)
     ("startup_error", error)                    could not start; the actor exits
     ("started", cid, value)                     the context's first value (ctx.started)
     ("return", cid, value)                      a call's or context's result
@@ -32,7 +33,7 @@ Both ways, within a context::
     ("credit", cid, n)                          the receiver consumed n more items (flow control)
 
 ``error`` is an :data:`._errors.ErrorInfo`: ``[type_name, message, traceback_text, where,
-pickled_exception_or_None]``.
+pickled]`` (see there).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ _SCHEMAS: dict[str, tuple[type, ...]] = {
     CONTEXT: (int, str, str, dict),
     CANCEL: (int,),
     STOP: (),
-    READY: (str,),
+    READY: (str, str, int, int),
     STARTUP_ERROR: (list,),
     STARTED: (int, _ANY),
     RETURN: (int, _ANY),
