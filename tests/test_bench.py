@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from subint_spawn._cli import _bench
+from subint_spawn._cli._bench import _samples
 
 #: As small as the bench goes: this checks the bench's bookkeeping, not speed.
 TINY = dataclasses.replace(
@@ -37,7 +38,7 @@ def test_a_plain_install_and_a_failing_row_lose_no_results(
     async def broken_streams(*args: object) -> object:
         raise RuntimeError("stream measurement broke")
 
-    monkeypatch.setattr(_bench, "_streams", broken_streams)
+    monkeypatch.setattr(_samples, "streams", broken_streams)
     status = _bench.main(TINY)
     lines = capsys.readouterr().out.splitlines()
 

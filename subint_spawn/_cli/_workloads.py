@@ -80,3 +80,16 @@ async def echo(ctx: Any) -> int:
             await stream.send(item)
             echoed += 1
     return echoed
+
+
+async def bare_echo(address: str, count: int) -> None:
+    """The floor under a round trip: echo ``count`` one-byte messages on a bare ``AF_UNIX``
+    socket, with nothing between the reads but ``trio.lowlevel.wait_readable``."""
+    import trio
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(address)
+        sock.setblocking(False)
+        for _ in range(count):
+            await trio.lowlevel.wait_readable(sock)
+            sock.send(sock.recv(64))

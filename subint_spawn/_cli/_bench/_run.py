@@ -1,0 +1,249 @@
+"""Running the bench: each backend/config pair in turn, each metric guarded and reported."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+
+import subint_spawn
+
+from ._model import ISOLATED, SCALE, BenchSettings, Metric, Result, metric_titles
+from . import _samples as samples
+
+__all__ = ["OnRow", "bench_combo", "combos", "measure", "no_rows", "progress"]
+
+def progress(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def combos(settings: BenchSettings) -> list[tuple[str, str | None]]:
+    """subint once per config; trio has no interpreter config, so it runs once."""
+    combos: list[tuple[str, str | None]] = []
+    for backend in settings.backends:
+        if backend == "subint":
+            combos.extend(("subint", config) for config in settings.configs)
+        else:
+            combos.append((backend, None))
+    return combos
+
+
+async def _repeat(
+    label: str,
+    what: str,
+    count: int,
+    once: Callable[[], Awaitable[float]],
+    metric: Metric,
+    *,
+    warm_up: bool = True,
+) -> None:
+    """An unmeasured warm-up, then ``count`` samples, with a progress line on stderr."""
+    progress(f"{label}: {what} x{count}")
+    if warm_up:
+        await once()
+    for _ in range(count):
+        metric.samples.append(await once() * SCALE[metric.unit])
+
+
+#: Told about each row as soon as it is measured (or has failed, or was skipped), and about
+#: each backend/config pair once it is done: ``(result, metric name)``, ``(result, None)``.
+OnRow = Callable[[Result, str | None], None]
+
+
+def no_rows(result: Result, name: str | None) -> None:
+    del result, name
+
+
+def _reason(error: BaseException) -> str:
+    """One line on why a measurement failed: the innermost error of a group, type and text."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text and text[0] else type(error).__name__
+
+
+async def measure(
+    result: Result, names: tuple[str, ...], work: Callable[[], Awaitable[object]], on_row: OnRow
+) -> None:
+    """Run ``work``, which fills ``result.metrics[name]`` for ``names``, then report those rows.
+
+    An ``Exception`` from it fails only these rows, each saying why, and the bench goes on:
+    minutes of measurements are never lost to one late error.  (Cancellation and
+    ``KeyboardInterrupt`` still end the bench; rows already reported stay printed.)
+    """
+    try:
+        await work()
+    except Exception as exc:  # noqa: BLE001 -- reported in the row, see the docstring
+        reason = _reason(exc)
+        progress(f"{result.label}: {', '.join(names)} failed: {reason}")
+        for name in names:
+            result.metrics[name].error = reason
+    for name in names:
+        on_row(result, name)
+
+
+async def bench_combo(
+    backend: str, config: str | None, settings: BenchSettings, on_row: OnRow = no_rows
+) -> Result:
+    result = Result(backend, config)
+    label = result.label
+    subint = backend == "subint"
+    titles = metric_titles(settings)
+    heavy = settings.heavy_repeat if label in ISOLATED else settings.comparison_repeat
+
+    def metric(name: str, unit: str) -> Metric:
+        made = result.metrics[name] = Metric(unit)
+        return made
+
+    # Memory first, while the process is fresh: legacy interpreters allocate from the main
+    # allocator, which keeps freed arenas around for reuse.
+    memory = metric("memory", "MB")
+    await measure(
+        result,
+        ("memory",),
+        lambda: _repeat(
+            label,
+            titles["memory"],
+            1,
+            lambda: samples.memory(backend, config, settings.idle_actors, result),
+            memory,
+            warm_up=False,
+        ),
+        on_row,
+    )
+
+    spawn = metric("spawn", "ms")
+    await measure(
+        result,
+        ("spawn",),
+        lambda: _repeat(label, titles["spawn"], settings.repeat, lambda: samples.spawn_once(backend, config), spawn),
+        on_row,
+    )
+
+    if subint:
+        first = metric("warm_first", "ms")
+        whole = metric("warm_teardown", "ms")
+
+        async def warm_spawns() -> None:
+            progress(f"{label}: warm spawn x{settings.repeat}")
+            try:
+                await samples.warm_spawn_once(backend, config)
+                for _ in range(settings.repeat):
+                    to_first, to_end = await samples.warm_spawn_once(backend, config)
+                    first.samples.append(to_first * 1e3)
+                    whole.samples.append(to_end * 1e3)
+            finally:
+                await subint_spawn.prewarm(0, config)  # type: ignore[arg-type]
+
+        await measure(result, ("warm_first", "warm_teardown"), warm_spawns, on_row)
+
+    roundtrip = metric("roundtrip", "us")
+    floor = metric("roundtrip_floor", "us")
+    ratio = metric("roundtrip_ratio", "x")
+
+    async def measure_roundtrips() -> None:
+        progress(f"{label}: round trip and its floor, {settings.batches} batches of {settings.batch_size}")
+        calls, bare = await samples.roundtrips(backend, config, settings)
+        roundtrip.samples = [s * 1e6 for s in calls]
+        floor.samples = [s * 1e6 for s in bare]
+        ratio.samples = [call / under for call, under in zip(calls, bare, strict=True)]
+
+    await measure(result, ("roundtrip_floor", "roundtrip", "roundtrip_ratio"), measure_roundtrips, on_row)
+
+    stream = metric("stream", "k/s")
+    echo = metric("echo", "us")
+
+    async def measure_streams() -> None:
+        progress(f"{label}: stream one way x{settings.repeat}, echo x{settings.repeat}")
+        stream.samples, echo.samples = await samples.streams(backend, config, settings)
+
+    await measure(result, ("stream", "echo"), measure_streams, on_row)
+
+    reclaim = metric("reclaim", "ms")
+
+    async def reclaims() -> None:
+        signal = await samples.SpinSignal.open()
+        try:
+            await _repeat(
+                label,
+                "stuck-actor reclaim",
+                settings.repeat,
+                lambda: samples.reclaim_once(backend, config, signal, result),
+                reclaim,
+            )
+        finally:
+            await signal.aclose()
+
+    await measure(result, ("reclaim",), reclaims, on_row)
+
+    n = settings.concurrent
+    cold = metric("start_cold", "s")
+    await measure(
+        result,
+        ("start_cold",),
+        lambda: _repeat(
+            label,
+            titles["start_cold"],
+            heavy,
+            lambda: samples.start_many(backend, config, n, False, result),
+            cold,
+            warm_up=False,
+        ),
+        on_row,
+    )
+    if subint:
+        warm = metric("start_warm", "s")
+        await measure(
+            result,
+            ("start_warm",),
+            lambda: _repeat(
+                label,
+                titles["start_warm"],
+                heavy,
+                lambda: samples.start_many(backend, config, n, True, result),
+                warm,
+                warm_up=False,
+            ),
+            on_row,
+        )
+
+    parallel = metric("parallel", "x")
+    others = metric("parallel_others", "CPUs")
+
+    async def scaling() -> None:
+        progress(f"{label}: {titles['parallel']} x{settings.cpu_repeat}")
+        parallel.samples = await samples.parallel(backend, config, settings, others)
+
+    await measure(result, ("parallel", "parallel_others"), scaling, on_row)
+
+    lag = metric("latency_boot", "ms")
+    await measure(
+        result,
+        ("latency_boot",),
+        lambda: _repeat(
+            label,
+            titles["latency_boot"],
+            heavy,
+            lambda: samples.latency_boot(backend, config, settings.booting, result),
+            lag,
+            warm_up=False,
+        ),
+        on_row,
+    )
+    if subint:
+        assert config is not None
+        fill = metric("latency_fill", "ms")
+        await measure(
+            result,
+            ("latency_fill",),
+            lambda: _repeat(
+                label,
+                titles["latency_fill"],
+                heavy,
+                lambda: samples.latency_fill(config, settings.booting, result),
+                fill,
+                warm_up=False,
+            ),
+            on_row,
+        )
+    on_row(result, None)
+    return result
