@@ -217,3 +217,10 @@ class LockHoldingError(Exception):
 
 def raise_lock_holding() -> None:
     raise LockHoldingError()
+
+
+async def sleep_shielded(ready_fd: int = -1) -> None:
+    """Idle in trio (its loop waits in epoll, in C) and deaf to cancellation."""
+    with trio.CancelScope(shield=True):
+        _say_ready(ready_fd)
+        await trio.sleep_forever()

@@ -131,6 +131,16 @@ async def test_a_plain_function_marked_runs_trio_is_cancelled_cooperatively(
             assert caught.value.how == "cancelled"
 
 
+async def test_an_idle_loop_deaf_to_cancel_is_woken_for_the_kill(subint_config: str, pipe: tuple[int, int]) -> None:
+    # The injected exception lands only when the runner runs bytecode; an idle trio loop sits
+    # in epoll with no deadline.  Each KILL also wakes the loop, so it is killed, not abandoned.
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.sleep_shielded, pipe[1])
+            await wait_ready(pipe[0])
+            assert await interp.kill() == "killed"
+
+
 async def test_pure_python_loop_is_killed_and_destroyed_within_1s(
     subint_config: str, pipe: tuple[int, int]
 ) -> None:
