@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SAMPLE = '''
+SAMPLE = """
 import pytest
 
 
@@ -27,7 +27,7 @@ def test_fails():
 @pytest.mark.timeout(30)
 def test_skipped():
     pytest.skip("on purpose")
-'''
+"""
 
 
 def run_pytest(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -95,7 +95,16 @@ def test_the_backend_option_is_what_tests_spawn_on(tmp_path: Path) -> None:
     (tmp_path / "mymod.py").write_text("import os\n\n\ndef own_pid():\n    return os.getpid()\n")
     (tmp_path / "test_defaults.py").write_text(DEFAULTS_SAMPLE)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "-q", "--spawn-backend=trio,subint"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            "-q",
+            "--spawn-backend=trio,subint",
+        ],
         cwd=tmp_path,
         check=False,
         capture_output=True,

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 from ._control import (
     CANCEL,
@@ -57,7 +57,6 @@ _NOTICE_BOUND = 1.0
 # exiting watchdog stops waiting for it.
 _DUMP_HELPER_SLACK = 2.0
 
-F = TypeVar("F", bound=Callable[..., Any])
 Status = Literal["ok", "error", "cancelled", "killed"]
 
 
@@ -162,7 +161,9 @@ class _Guard:
             return
         request_id, budget = request
         self._dumpers = [(t, done_by) for t, done_by in self._dumpers if t.is_alive()]
-        dumper = threading.Thread(target=self._dump, args=(request_id, budget), name="subint-stack-dump")
+        dumper = threading.Thread(
+            target=self._dump, args=(request_id, budget), name="subint-stack-dump"
+        )
         self._dumpers.append((dumper, time.monotonic() + budget + _DUMP_HELPER_SLACK))
         dumper.start()
 
@@ -180,7 +181,9 @@ class _Guard:
 
     # -- runner thread -----------------------------------------------------------------------
 
-    async def trio_root(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def trio_root(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         import trio
 
         with trio.CancelScope() as scope:
@@ -326,7 +329,7 @@ def at_guest_exit(hook: Callable[[], object]) -> None:
         _EXIT_HOOKS.append(hook)
 
 
-def runs_trio(fn: F) -> F:
+def runs_trio[F: Callable[..., Any]](fn: F) -> F:
     """Mark a *synchronous* guest function that calls ``trio.run`` itself.
 
     The driver's cooperative cancel reaches a guest's root trio cancel scope.  For an ``async
@@ -376,7 +379,9 @@ def _join_leftover_threads(guard: _Guard) -> tuple[tuple[str, bool], ...]:
     return tuple((t.name, t.daemon) for t in others if t.is_alive())
 
 
-def run_guarded(control_fd: int, fn_ref: tuple[str, str], arguments: bytes, guard_label: str | None) -> Outcome:
+def run_guarded(
+    control_fd: int, fn_ref: tuple[str, str], arguments: bytes, guard_label: str | None
+) -> Outcome:
     """Run the function named ``fn_ref`` in this interpreter under a watchdog.
 
     ``arguments`` is ``pickle.dumps((args, kwargs))``, loaded here rather than by
