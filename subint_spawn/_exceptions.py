@@ -21,6 +21,7 @@ __all__ = [
     "RemoteError",
     "StreamOverrun",
     "SubintSpawnError",
+    "TractorNotSupported",
 ]
 
 
@@ -123,6 +124,11 @@ class ContextCancelled(RemoteActorError):
 
 class StreamOverrun(ProtocolError):
     """A peer sent more stream items than it had credit for (it ignored flow control)."""
+
+
+class TractorNotSupported(SubintSpawnError):
+    """tractor's ``subint`` spawn method cannot be ours: tractor is not installed, or its spawn
+    interface is not the one subint_spawn was built against (the message names that commit)."""
 
 
 class AbandonedInterpreterWarning(RuntimeWarning):
