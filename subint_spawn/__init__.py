@@ -17,6 +17,7 @@ from ._exceptions import (
     RemoteError,
     StreamOverrun,
     SubintSpawnError,
+    TractorNotSupported,
 )
 
 # Every actor's interpreter imports this package, since the actor runtime lives in it; most of
@@ -87,6 +88,7 @@ __all__ = [
     "SignalStateError",
     "StreamOverrun",
     "SubintSpawnError",
+    "TractorNotSupported",
     "census",
     "dump_on_hang",
     "dump_stacks",

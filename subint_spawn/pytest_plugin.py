@@ -13,6 +13,10 @@ Options:
     thread of the test process (faulthandler, written even if the process is wedged), and
     ``<test id>.actors.txt`` every live actor's threads by actor name, nested actors included
     (collected from a helper thread, so a stuck trio loop does not stop it).
+
+In a session that also loads tractor's pytest plugin (tractor's own suite), ``--spawn-backend``
+is tractor's option; ``--spawn-backend=subint`` then runs tractor's actors on subint_spawn's
+tractor spawn method (docs/tractor.md).
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ BACKENDS = ("subint", "trio")
 CONFIGS = ("isolated", "legacy")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("subint_spawn")
-    group.addoption("--spawn-backend", default=None, help="subint, trio or a comma list (default: subint)")
+    if not _tractor_plugin_loaded(pluginmanager):
+        group.addoption("--spawn-backend", default=None, help="subint, trio or a comma list (default: subint)")
     group.addoption("--subint-config", default=None, help="isolated, legacy or a comma list (default: isolated)")
     group.addoption("--subint-leak-check", action="store_true", default=None, help="fail tests that leak")
     group.addoption("--subint-hang-dir", default=None, help="where to write stack dumps of hung tests")
@@ -44,6 +49,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "no_leak_check: skip subint_spawn's leak check for this test")
+    _install_for_tractor(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_TRACTOR_INSTALLED, False):
+        from . import tractor as subint_tractor
+
+        subint_tractor.uninstall()
+
+
+# -- tractor's own test suite -----------------------------------------------------------------
+# tractor's pytest plugin (loaded with ``-p tractor._testing.pytest`` by tractor's ini, so before
+# entry-point plugins like this one) owns ``--spawn-backend`` and the ``spawn_backend`` fixture
+# in such a session.  This plugin then leaves both alone, and ``--spawn-backend=subint`` runs
+# tractor's tests on subint_spawn's tractor spawn method (see docs/tractor.md);
+# ``-p no:subint_spawn`` gets tractor's own method back.
+
+TRACTOR_PLUGIN = "tractor._testing.pytest"
+_TRACTOR_INSTALLED = pytest.StashKey[bool]()
+
+
+def _tractor_plugin_loaded(pluginmanager: pytest.PytestPluginManager) -> bool:
+    return pluginmanager.has_plugin(TRACTOR_PLUGIN)
+
+
+def _install_for_tractor(config: pytest.Config) -> None:
+    if not _tractor_plugin_loaded(config.pluginmanager) or config.getoption("spawn_backend") != "subint":
+        return
+    from . import tractor as subint_tractor
+
+    try:
+        subint_tractor.install()
+    except Exception as exc:  # TractorNotSupported, or a bad SUBINT_SPAWN_TRACTOR_CONFIG
+        raise pytest.UsageError(f"--spawn-backend=subint with subint_spawn installed: {exc}") from exc
+    config.stash[_TRACTOR_INSTALLED] = True
 
 
 def _choices(config: pytest.Config, option: str, ini: str, allowed: tuple[str, ...]) -> list[str]:
@@ -57,6 +97,8 @@ def _choices(config: pytest.Config, option: str, ini: str, allowed: tuple[str, .
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wants_backend = "spawn_backend" in metafunc.fixturenames
+    if _tractor_plugin_loaded(metafunc.config.pluginmanager):
+        wants_backend = False  # tractor's fixture, tractor's option
     wants_config = "subint_config" in metafunc.fixturenames
     if not (wants_backend or wants_config):
         return

@@ -14,12 +14,15 @@ interface differs is refused with a message naming the commit this was built aga
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from .._exceptions import TractorNotSupported
+
+log = logging.getLogger("subint_spawn.tractor")
 
 #: The tractor commit this adapter was built and tested against (its ``mtf_backend`` branch).
 SUPPORTED_COMMIT = "e0d181b083929c8eb50bdf657c5f3fc8b9bd83c8"
@@ -84,7 +87,7 @@ def _load() -> Tractor:
     try:
         from tractor import _child
         from tractor.msg import types as msgtypes
-        from tractor.runtime import _portal, _state
+        from tractor.runtime import _portal, _runtime, _state
         from tractor.spawn import _entry
         from tractor.spawn import _spawn as spawn
     except ImportError as exc:
@@ -104,6 +107,7 @@ def _load() -> Tractor:
         (_portal, "Portal"),
         (_state, "current_actor"),
         (msgtypes, "SpawnSpec"),
+        (_runtime.Actor, "cancel_soon"),
     ):
         if not hasattr(module, name):
             raise _incompatible(f"{module.__name__}.{name} is missing")
@@ -203,6 +207,17 @@ def cancels_after_result(actor_nursery: Any, portal: Any) -> bool:
     return portal in actor_nursery._cancel_after_result_on_exit
 
 
+async def close_channel(chan: Any) -> None:
+    """Close our end of an IPC channel whatever state it is in (bounded, never raises)."""
+    import trio
+
+    with trio.move_on_after(1.0):
+        try:
+            await chan.aclose()
+        except Exception as exc:  # already broken: it is closed enough
+            log.debug("closing %r: %r", chan, exc)
+
+
 def spawn_spec(subactor: Any, bind_addrs: Any, runtime_vars: dict[str, Any]) -> Any:
     return load().spawn_spec_type(
         _parent_main_data=subactor._parent_main_data,
@@ -218,6 +233,16 @@ def spawn_spec(subactor: Any, bind_addrs: Any, runtime_vars: dict[str, Any]) -> 
 
 def wrap_child_async_main(wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
     """In *this* interpreter only (the child's own copy of tractor): wrap the ``async_main``
-    that tractor's child entry runs under ``trio.run``, so our code runs inside that loop."""
+    that tractor's child entry runs under ``trio.run`` (its first argument is the actor), so
+    our code runs inside that loop."""
     entry = load().entry
     entry.async_main = wrap(entry.async_main)
+
+
+def cancel_runtime_soon(actor: Any) -> bool:
+    """From the actor's own trio thread: start tractor's runtime cancel, what a parent's cancel
+    request runs.  False if the runtime is not up far enough to take it (then cancel its scope)."""
+    if getattr(actor, "_service_tn", None) is None:
+        return False
+    actor.cancel_soon()
+    return True

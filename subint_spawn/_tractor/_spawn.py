@@ -20,12 +20,13 @@ decides *when* each step happens:
   did not acknowledge it is stuck, and the driver's kill starts at once.
 * **tractor's nursery can escalate too.**  When its own cancel is not acknowledged in time it
   calls ``terminate()`` on what it holds as the child's process (:class:`ActorInterpreter`),
-  which starts the driver's kill from this task.
+  which starts the driver's kill from this task, even before the nursery's block has ended.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,7 @@ class ActorInterpreter:
         self.kill_requested = trio.Event()
         self.cancel_acked = False
         self.outcome_read = False
+        self.channel: Any = None  # the parent's end of the child's IPC channel, once connected
 
     @property
     def returncode(self) -> int | None:
@@ -120,7 +122,7 @@ async def subint_proc(
     registered = False
     try:
         interp.start(_child.actor_child_main, uid, subactor.loglevel, parent_addr, infect_asyncio, config)
-        chan = await _connected_or_boot_error(_api.ipc_server(actor_nursery), process)
+        chan = process.channel = await _connected_or_boot_error(_api.ipc_server(actor_nursery), process)
         portal = api.portal_type(chan)
         _api.register_child(actor_nursery, subactor, process, portal)
         registered = True
@@ -128,7 +130,7 @@ async def subint_proc(
         task_status.started(portal)
 
         with trio.CancelScope(shield=True):  # as tractor's own methods: only the nursery ends this
-            await _api.wait_until_joined(actor_nursery)
+            await _first_of(lambda: _api.wait_until_joined(actor_nursery), process.kill_requested.wait)
         async with trio.open_nursery() as result_waiter:
             if _api.cancels_after_result(actor_nursery, portal):
                 result_waiter.start_soon(api.cancel_on_completion, portal, subactor, errors)
@@ -193,14 +195,19 @@ async def _supervise(process: ActorInterpreter, portal: Any) -> None:
 
 
 async def _ended_or_kill_requested(process: ActorInterpreter) -> None:
+    await _first_of(process.interp.wait_exited, process.kill_requested.wait)
+
+
+async def _first_of(*waits: Callable[[], Awaitable[Any]]) -> None:
+    """Until the first of ``waits`` returns."""
     async with trio.open_nursery() as race:
 
-        async def wait_for(event_wait: Any) -> None:
-            await event_wait()
+        async def wait_for(wait: Callable[[], Awaitable[Any]]) -> None:
+            await wait()
             race.cancel_scope.cancel()
 
-        race.start_soon(wait_for, process.interp.wait_exited)
-        race.start_soon(wait_for, process.kill_requested.wait)
+        for wait in waits:
+            race.start_soon(wait_for, wait)
 
 
 async def _cancel_runtime(process: ActorInterpreter, portal: Any) -> None:
@@ -220,6 +227,31 @@ async def _cancel_runtime(process: ActorInterpreter, portal: Any) -> None:
         race.cancel_scope.cancel()
 
 
+async def _kill(process: ActorInterpreter) -> driver.Termination:
+    """The driver's kill; once its cooperative step has had its grace, also close our end of
+    the child's channel.
+
+    A killed process's sockets close with it; an interpreter's do not.  tractor shields the loop
+    that serves a child's parent channel, so a child whose tasks were stopped by an injected
+    exception would still wait on that channel (in C, where nothing more can be injected) and be
+    abandoned although it could end: the end of its parent's channel lets it.
+    """
+    interp = process.interp
+
+    async def close_channel_after_grace() -> None:
+        with trio.move_on_after(interp.policy.grace):
+            await interp.wait_exited()
+            return
+        if process.channel is not None:
+            await _api.close_channel(process.channel)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(close_channel_after_grace)
+        how = await interp.kill()
+        nursery.cancel_scope.cancel()
+    return how
+
+
 async def _stop(process: ActorInterpreter) -> None:
     """Make sure the child has ended, escalating through the driver, then read its outcome."""
     interp = process.interp
@@ -229,7 +261,7 @@ async def _stop(process: ActorInterpreter) -> None:
         with trio.move_on_after(EXIT_AFTER_ACK):
             await _ended_or_kill_requested(process)
     if interp.running:
-        how = await interp.kill()
+        how = await _kill(process)
         log.log(
             logging.WARNING if how == "abandoned" else logging.INFO,
             "tractor actor %r did not end on its own; the driver's kill: %s",

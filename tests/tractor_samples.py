@@ -1,0 +1,37 @@
+"""Functions tractor actors run in tests/test_tractor.py (tractor imports them by module name)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import trio
+
+
+async def double(x: int) -> int:
+    return 2 * x
+
+
+def _say_ready(ready_fd: int) -> None:
+    os.write(ready_fd, b"r")
+
+
+async def spin_in_python(ready_fd: int) -> None:
+    """Never checkpoints: tractor's cancel request can't be handled, only the driver's kill stops it."""
+    _say_ready(ready_fd)
+    while True:
+        pass
+
+
+async def blocked_in_c(ready_fd: int, release_fd: int) -> None:
+    """Blocks in ``os.read`` until the test writes to the pipe: no injected exception lands."""
+    _say_ready(ready_fd)
+    os.read(release_fd, 1)
+
+
+async def sleeping_in_marker_frame(ready_fd: int = -1) -> None:
+    """Sits in this frame (short C sleeps, so a kill lands quickly) for stack dumps to show."""
+    if ready_fd >= 0:
+        _say_ready(ready_fd)
+    while True:
+        time.sleep(0.05)
