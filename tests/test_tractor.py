@@ -13,6 +13,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,28 @@ async def test_tractors_hard_kill_reaches_the_child_as_the_drivers_cooperative_c
             assert process.poll() == 0
     assert any("the driver's kill: cancelled" in r.getMessage() for r in caplog.records), caplog.text
     assert census().interpreters == 0
+
+
+@pytest.mark.usefixtures("installed")
+async def test_a_stuck_child_is_killed_even_with_no_cancel_request_queued_behind_it(
+    reg_addr: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Straight to the driver's kill, no tractor cancel request sent: once the injected exception
+    # has stopped the stuck task, only the end of the parent's channel lets the child's runtime
+    # (whose parent-channel loop is shielded) finish.
+    caplog.set_level(logging.INFO, logger="subint_spawn.tractor")
+    with trio.fail_after(BOUND):
+        async with ready_pipe() as ready, open_tractor_nursery(reg_addr) as an:
+            portal = await an.start_actor("spinner", enable_modules=[tractor_samples.__name__])
+            ((_, process, _),) = an._children.values()
+            async with trio.open_nursery() as callers:
+                callers.start_soon(partial(portal.run, tractor_samples.spin_in_python, ready_fd=ready.write_fd))
+                await ready.wait()
+                process.terminate()
+                await process.wait()
+                callers.cancel_scope.cancel()  # tractor leaves a call to a dead actor waiting
+    assert any("the driver's kill: killed" in r.getMessage() for r in caplog.records), caplog.text
+    assert census().interpreters == 0 and census().threads == 0
 
 
 # -- stack dumps ------------------------------------------------------------------------------

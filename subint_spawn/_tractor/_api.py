@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -207,15 +208,19 @@ def cancels_after_result(actor_nursery: Any, portal: Any) -> bool:
     return portal in actor_nursery._cancel_after_result_on_exit
 
 
-async def close_channel(chan: Any) -> None:
-    """Close our end of an IPC channel whatever state it is in (bounded, never raises)."""
-    import trio
-
-    with trio.move_on_after(1.0):
-        try:
-            await chan.aclose()
-        except Exception as exc:  # already broken: it is closed enough
-            log.debug("closing %r: %r", chan, exc)
+def end_sending(chan: Any) -> None:
+    """Shut down the sending side of a channel's socket: the peer reads the end of the channel,
+    as from a process that died.  Not ``Channel.aclose()``: that would close the socket under
+    our own runtime's task reading it, which then fails with ``ClosedResourceError``; this way
+    that task sees the channel end once the peer's side closes too."""
+    sock = getattr(getattr(chan, "stream", None), "socket", None)
+    if sock is None:
+        log.info("no socket under %r to shut down", chan)
+        return
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError as exc:  # not connected any more: the peer has its end already
+        log.debug("shutting down %r: %r", chan, exc)
 
 
 def spawn_spec(subactor: Any, bind_addrs: Any, runtime_vars: dict[str, Any]) -> Any:

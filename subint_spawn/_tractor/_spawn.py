@@ -228,13 +228,13 @@ async def _cancel_runtime(process: ActorInterpreter, portal: Any) -> None:
 
 
 async def _kill(process: ActorInterpreter) -> driver.Termination:
-    """The driver's kill; once its cooperative step has had its grace, also close our end of
+    """The driver's kill; once its cooperative step has had its grace, also end our side of
     the child's channel.
 
     A killed process's sockets close with it; an interpreter's do not.  tractor shields the loop
     that serves a child's parent channel, so a child whose tasks were stopped by an injected
     exception would still wait on that channel (in C, where nothing more can be injected) and be
-    abandoned although it could end: the end of its parent's channel lets it.
+    abandoned although it could end: reading the end of its parent's channel lets it.
     """
     interp = process.interp
 
@@ -243,7 +243,7 @@ async def _kill(process: ActorInterpreter) -> driver.Termination:
             await interp.wait_exited()
             return
         if process.channel is not None:
-            await _api.close_channel(process.channel)
+            _api.end_sending(process.channel)
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(close_channel_after_grace)
