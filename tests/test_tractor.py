@@ -415,5 +415,21 @@ async def test_a_bounded_subset_of_tractors_cancellation_tests_passes_on_this_me
     assert "skipped" not in summary[-1] and "failed" not in summary[-1], summary[-1]
 
 
+@pytest.mark.timeout(120)
+async def test_the_example_in_docs_tractor_md_runs(tmp_path: Path) -> None:
+    text = (REPO / "docs" / "tractor.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    files = {block.splitlines()[0].removeprefix("# ").split()[0]: block for block in blocks}
+    assert {"greet.py", "main.py"} <= files.keys(), files.keys()  # the example was found
+    for name in ("greet.py", "main.py"):
+        (tmp_path / name).write_text(files[name])
+    with trio.fail_after(100):
+        done = await trio.run_process(
+            [sys.executable, "main.py"], cwd=tmp_path, capture_stdout=True, capture_stderr=True, check=False
+        )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    assert done.stdout.decode().splitlines() == ["hello world"]
+
+
 def test_the_error_for_a_missing_tractor_is_exported() -> None:
     assert subint_spawn.TractorNotSupported is TractorNotSupported
