@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,16 +211,23 @@ def cancels_after_result(actor_nursery: Any, portal: Any) -> bool:
 
 def end_sending(chan: Any) -> None:
     """Shut down the sending side of a channel's socket: the peer reads the end of the channel,
-    as from a process that died.  Not ``Channel.aclose()``: that would close the socket under
-    our own runtime's task reading it, which then fails with ``ClosedResourceError``; this way
-    that task sees the channel end once the peer's side closes too."""
+    as from a process that died.
+
+    Not ``Channel.aclose()``: that closes the socket under our own runtime's task reading it,
+    which then fails with ``ClosedResourceError``.  And not through trio's socket object: trio
+    would remember the shutdown and fail our own later sends with ``ClosedResourceError`` too,
+    which tractor does not expect.  Shut down through a duplicate descriptor, our side's later
+    sends fail as to a dead process (``BrokenResourceError``) and our reader sees the channel
+    end once the peer's side closes.
+    """
     sock = getattr(getattr(chan, "stream", None), "socket", None)
     if sock is None:
         log.info("no socket under %r to shut down", chan)
         return
     try:
-        sock.shutdown(socket.SHUT_WR)
-    except OSError as exc:  # not connected any more: the peer has its end already
+        with socket.socket(fileno=os.dup(sock.fileno())) as duplicate:
+            duplicate.shutdown(socket.SHUT_WR)
+    except OSError as exc:  # closed or not connected any more: the peer has its end already
         log.debug("shutting down %r: %r", chan, exc)
 
 
