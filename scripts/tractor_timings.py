@@ -17,6 +17,7 @@ methods, so both see the same machine load.  Per round, from the caller's side:
 
 from __future__ import annotations
 
+import _interpreters
 import argparse
 import os
 import socket
@@ -25,15 +26,14 @@ import sys
 import time
 from collections.abc import Callable
 
-import _interpreters
 import trio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tractor_timing_samples
 
-import tractor  # noqa: E402
-import tractor_timing_samples as samples  # noqa: E402
+import tractor
+import tractor_timing_samples as samples
 
-import subint_spawn.tractor as subint_tractor  # noqa: E402
+import subint_spawn.tractor as subint_tractor
 
 # label: (tractor start_method, what selects the implementation behind it)
 METHODS: dict[str, tuple[str, Callable[[], None]]] = {
@@ -68,7 +68,9 @@ async def stuck_round(stuck: Callable[..., object]) -> tuple[float, int]:
     read_fd, write_fd = os.pipe()
     try:
         with trio.CancelScope() as scope:
-            async with tractor.open_nursery(start_method="subint", registry_addrs=[free_addr()]) as an:
+            async with tractor.open_nursery(
+                start_method="subint", registry_addrs=[free_addr()]
+            ) as an:
                 await an.run_in_actor(stuck, ready_fd=write_fd, name="stuck")
                 await trio.lowlevel.wait_readable(read_fd)
                 cancelled_at = time.perf_counter()
@@ -100,7 +102,10 @@ async def main(rounds: int, stuck: bool) -> None:
     if not stuck:
         return
     print("\nstuck actor, cancelled (one round each; 'left' = interpreters alive afterwards)")
-    for label, function in (("pure-Python loop", samples.spin), ("Event.wait(1.0) loop", samples.wait_in_c)):
+    for label, function in (
+        ("pure-Python loop", samples.spin),
+        ("Event.wait(1.0) loop", samples.wait_in_c),
+    ):
         for name in STUCK_METHODS:
             METHODS[name][1]()
             reclaim, left = await stuck_round(function)
@@ -108,7 +113,9 @@ async def main(rounds: int, stuck: bool) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stuck", action="store_true")
     options = parser.parse_args()

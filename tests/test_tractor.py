@@ -21,15 +21,21 @@ import pytest
 import trio
 
 import subint_spawn
-from subint_spawn import AbandonedInterpreterWarning, ActorStartupError, TractorNotSupported, census, dump_stacks
+from subint_spawn import (
+    AbandonedInterpreterWarning,
+    ActorStartupError,
+    TractorNotSupported,
+    census,
+    dump_stacks,
+)
 
 tractor = pytest.importorskip("tractor")
 
-import subint_spawn.tractor as subint_tractor  # noqa: E402
-from subint_spawn._tractor import _api  # noqa: E402
+import subint_spawn.tractor as subint_tractor
+from subint_spawn._tractor import _api
 
-from . import tractor_samples  # noqa: E402
-from .helpers import BOUND  # noqa: E402
+from . import tractor_samples
+from .helpers import BOUND
 
 REPO = Path(__file__).resolve().parent.parent
 TRACTOR_SRC = REPO / ".venv" / "tractor-src"
@@ -131,10 +137,14 @@ def test_without_tractor_install_says_what_to_install(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "tractor", None)  # `import tractor` now fails as if missing
     with pytest.raises(TractorNotSupported, match="tractor is not installed") as caught:
         subint_tractor.install()
-    assert f"git+https://github.com/goodboy/tractor@{subint_tractor.SUPPORTED_COMMIT}" in str(caught.value)
+    assert f"git+https://github.com/goodboy/tractor@{subint_tractor.SUPPORTED_COMMIT}" in str(
+        caught.value
+    )
 
 
-def test_a_different_spawn_interface_is_refused_at_install_naming_the_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_different_spawn_interface_is_refused_at_install_naming_the_commit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from tractor.spawn import _spawn
 
     async def new_proc(name: str, actor_nursery: object, *, task_status: object = None) -> None:
@@ -166,7 +176,9 @@ async def test_spawn_first_result_and_teardown_leave_nothing(reg_addr: tuple[str
     assert census().interpreters == 0 and census().threads == 0
 
 
-async def test_an_error_while_booting_reaches_the_caller_with_the_childs_traceback(reg_addr: tuple[str, int]) -> None:
+async def test_an_error_while_booting_reaches_the_caller_with_the_childs_traceback(
+    reg_addr: tuple[str, int],
+) -> None:
     # msgspec refuses isolated interpreters: tractor's own import fails in the child, before it
     # can connect back.  Without the race against the interpreter's exit this waits forever.
     subint_tractor.install("isolated")
@@ -195,7 +207,9 @@ async def test_a_child_stuck_in_python_is_killed_and_reclaimed(
         async with ready_pipe() as ready:
             with trio.CancelScope() as scope:
                 async with open_tractor_nursery(reg_addr) as an:
-                    await an.run_in_actor(tractor_samples.spin_in_python, ready_fd=ready.write_fd, name="spinner")
+                    await an.run_in_actor(
+                        tractor_samples.spin_in_python, ready_fd=ready.write_fd, name="spinner"
+                    )
                     await ready.wait()
                     scope.cancel()
     assert scope.cancelled_caught
@@ -205,12 +219,17 @@ async def test_a_child_stuck_in_python_is_killed_and_reclaimed(
 
 @pytest.mark.no_leak_check  # the abandoned thread lives on until the test releases it
 @pytest.mark.usefixtures("installed")
-async def test_a_child_stuck_in_c_is_abandoned_without_blocking_and_counted(reg_addr: tuple[str, int]) -> None:
+async def test_a_child_stuck_in_c_is_abandoned_without_blocking_and_counted(
+    reg_addr: tuple[str, int],
+) -> None:
     release_read, release_write = os.pipe()
     try:
         with trio.fail_after(BOUND):
             async with ready_pipe() as ready:
-                with pytest.warns(AbandonedInterpreterWarning, match="stuck-in-c"), trio.CancelScope() as scope:
+                with (  # noqa: PT031 -- the warning comes from the whole teardown
+                    pytest.warns(AbandonedInterpreterWarning, match="stuck-in-c"),
+                    trio.CancelScope() as scope,
+                ):
                     async with open_tractor_nursery(reg_addr) as an:
                         await an.run_in_actor(
                             tractor_samples.blocked_in_c,
@@ -247,7 +266,9 @@ async def test_tractors_hard_kill_reaches_the_child_as_the_drivers_cooperative_c
             process.terminate()
             await process.wait()
             assert process.poll() == 0
-    assert any("the driver's kill: cancelled" in r.getMessage() for r in caplog.records), caplog.text
+    assert any("the driver's kill: cancelled" in r.getMessage() for r in caplog.records), (
+        caplog.text
+    )
     assert census().interpreters == 0
 
 
@@ -264,7 +285,9 @@ async def test_a_stuck_child_is_killed_even_with_no_cancel_request_queued_behind
             portal = await an.start_actor("spinner", enable_modules=[tractor_samples.__name__])
             ((_, process, _),) = an._children.values()
             async with trio.open_nursery() as callers:
-                callers.start_soon(partial(portal.run, tractor_samples.spin_in_python, ready_fd=ready.write_fd))
+                callers.start_soon(
+                    partial(portal.run, tractor_samples.spin_in_python, ready_fd=ready.write_fd)
+                )
                 await ready.wait()
                 process.terminate()
                 await process.wait()
@@ -283,12 +306,16 @@ async def test_stack_dumps_show_tractor_actors_by_name(reg_addr: tuple[str, int]
             with trio.CancelScope() as scope:
                 async with open_tractor_nursery(reg_addr) as an:
                     await an.run_in_actor(
-                        tractor_samples.sleeping_in_marker_frame, ready_fd=ready.write_fd, name="dumped"
+                        tractor_samples.sleeping_in_marker_frame,
+                        ready_fd=ready.write_fd,
+                        name="dumped",
                     )
                     await ready.wait()
                     text = dump_stacks(io.StringIO())
                     scope.cancel()
-    (header,) = [line for line in text.splitlines() if line.lstrip().startswith("=== actor 'dumped' (")]
+    (header,) = [
+        line for line in text.splitlines() if line.lstrip().startswith("=== actor 'dumped' (")
+    ]
     assert "subinterpreter" in header and "legacy" in header
     assert "sleeping_in_marker_frame" in text.split(header, 1)[1]
 
@@ -296,10 +323,19 @@ async def test_stack_dumps_show_tractor_actors_by_name(reg_addr: tuple[str, int]
 # -- tractor's own pytest runs ----------------------------------------------------------------
 
 
-def run_tractor_pytest(directory: Path, *args: str) -> Any:
+async def run_tractor_pytest(directory: Path, *args: str) -> Any:
     """``pytest`` in ``directory`` with tractor's plugin loaded first, as tractor's ini does."""
-    return trio.run_process(
-        [sys.executable, "-m", "pytest", "-p", "tractor._testing.pytest", "-p", "no:cacheprovider", *args],
+    return await trio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tractor._testing.pytest",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ],
         cwd=directory,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
         capture_stdout=True,
@@ -309,7 +345,9 @@ def run_tractor_pytest(directory: Path, *args: str) -> Any:
 
 
 @pytest.mark.timeout(120)
-async def test_with_tractors_plugin_spawn_backend_is_tractors_and_subint_selects_ours(tmp_path: Path) -> None:
+async def test_with_tractors_plugin_spawn_backend_is_tractors_and_subint_selects_ours(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "test_selected.py").write_text(
         textwrap.dedent(
             """\
@@ -331,7 +369,9 @@ async def test_with_tractors_plugin_spawn_backend_is_tractors_and_subint_selects
 
 @pytest.mark.timeout(120)
 async def test_pytest_hang_dumps_include_tractor_actors(tmp_path: Path) -> None:
-    (tmp_path / "pytest.ini").write_text("[pytest]\ntimeout = 8\ntimeout_method = thread\nsubint_hang_dir = hangs\n")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\ntimeout = 8\ntimeout_method = thread\nsubint_hang_dir = hangs\n"
+    )
     (tmp_path / "test_hangs_forever.py").write_text(
         textwrap.dedent(
             """\
@@ -381,7 +421,9 @@ TRACTOR_SUBSET = (
 )
 
 
-@pytest.mark.skipif(not TRACTOR_SRC.is_dir(), reason="tractor's source tree is not in .venv (make tractor)")
+@pytest.mark.skipif(
+    not TRACTOR_SRC.is_dir(), reason="tractor's source tree is not in .venv (make tractor)"
+)
 @pytest.mark.timeout(300)
 async def test_a_bounded_subset_of_tractors_cancellation_tests_passes_on_this_method() -> None:
     # tractor skips these under --spawn-backend=subint (its own method hangs on them); the
@@ -427,7 +469,11 @@ async def test_the_example_in_docs_tractor_md_runs(tmp_path: Path) -> None:
         (tmp_path / name).write_text(files[name])
     with trio.fail_after(100):
         done = await trio.run_process(
-            [sys.executable, "main.py"], cwd=tmp_path, capture_stdout=True, capture_stderr=True, check=False
+            [sys.executable, "main.py"],
+            cwd=tmp_path,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
         )
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
     assert done.stdout.decode().splitlines() == ["hello world"]

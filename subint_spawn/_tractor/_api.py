@@ -47,7 +47,13 @@ _SPAWN_PARAMETERS = (
     "proc_kwargs",
 )
 _CHILD_MAIN_PARAMETERS = ("uid", "loglevel", "parent_addr", "infect_asyncio", "spawn_method")
-_SPAWN_SPEC_FIELDS = ("_parent_main_data", "_runtime_vars", "enable_modules", "reg_addrs", "bind_addrs")
+_SPAWN_SPEC_FIELDS = (
+    "_parent_main_data",
+    "_runtime_vars",
+    "enable_modules",
+    "reg_addrs",
+    "bind_addrs",
+)
 
 
 @dataclass(frozen=True)
@@ -99,9 +105,15 @@ def _load() -> Tractor:
     if not isinstance(methods, dict) or METHOD_KEY not in methods:
         raise _incompatible(f"tractor.spawn._spawn._methods has no {METHOD_KEY!r} entry")
     original = _original_method(methods[METHOD_KEY])
-    _expect_parameters("tractor.spawn._spawn.new_proc", getattr(spawn, "new_proc", None), _SPAWN_PARAMETERS)
+    _expect_parameters(
+        "tractor.spawn._spawn.new_proc", getattr(spawn, "new_proc", None), _SPAWN_PARAMETERS
+    )
     _expect_parameters(f"tractor's {METHOD_KEY!r} spawn method", original, _SPAWN_PARAMETERS)
-    _expect_parameters("tractor._child._actor_child_main", getattr(_child, "_actor_child_main", None), _CHILD_MAIN_PARAMETERS)
+    _expect_parameters(
+        "tractor._child._actor_child_main",
+        getattr(_child, "_actor_child_main", None),
+        _CHILD_MAIN_PARAMETERS,
+    )
     for module, name in (
         (spawn, "cancel_on_completion"),
         (spawn, "try_set_start_method"),

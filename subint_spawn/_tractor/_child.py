@@ -75,8 +75,12 @@ class _GuestHook:
         while frame is not None and frame.f_code.co_name != "run_guarded":
             frame = frame.f_back
         guard = frame.f_locals.get("guard") if frame is not None else None
-        if not all(hasattr(guard, name) for name in ("trio_state", "cancel_requested", "kill_requested")):
-            log.info("the guest's cancel hook was not found: kills of tractor actors skip the cooperative step")
+        if not all(
+            hasattr(guard, name) for name in ("trio_state", "cancel_requested", "kill_requested")
+        ):
+            log.info(
+                "the guest's cancel hook was not found: kills of tractor actors skip the cooperative step"
+            )
             return None
         return cls(guard)
 

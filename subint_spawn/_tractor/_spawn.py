@@ -44,7 +44,9 @@ EXIT_AFTER_ACK = 1.6
 
 #: Kill steps for tractor actors.  The cooperative step is short: it only runs once tractor's
 #: own cancel went unanswered, and a trio loop that still checkpoints honours it in milliseconds.
-KILL_POLICY = driver.KillPolicy(grace=0.1, kill_bound=0.6, inject_every=0.05, join_bound=1.0, cleanup_bound=10.0)
+KILL_POLICY = driver.KillPolicy(
+    grace=0.1, kill_bound=0.6, inject_every=0.05, join_bound=1.0, cleanup_bound=10.0
+)
 
 
 @dataclass
@@ -56,7 +58,9 @@ class Settings:
 settings = Settings()
 
 
-async def new_interpreter(config: driver.Config, name: str, policy: driver.KillPolicy) -> driver.Subinterpreter:
+async def new_interpreter(
+    config: driver.Config, name: str, policy: driver.KillPolicy
+) -> driver.Subinterpreter:
     """Where a tractor actor's interpreter comes from (one call, so a warm pool can serve it)."""
     return await driver.create(config, name=name, policy=policy)
 
@@ -121,8 +125,12 @@ async def subint_proc(
     process = ActorInterpreter(interp, uid)
     registered = False
     try:
-        interp.start(_child.actor_child_main, uid, subactor.loglevel, parent_addr, infect_asyncio, config)
-        chan = process.channel = await _connected_or_boot_error(_api.ipc_server(actor_nursery), process)
+        interp.start(
+            _child.actor_child_main, uid, subactor.loglevel, parent_addr, infect_asyncio, config
+        )
+        chan = process.channel = await _connected_or_boot_error(
+            _api.ipc_server(actor_nursery), process
+        )
         portal = api.portal_type(chan)
         _api.register_child(actor_nursery, subactor, process, portal)
         registered = True
@@ -130,7 +138,9 @@ async def subint_proc(
         task_status.started(portal)
 
         with trio.CancelScope(shield=True):  # as tractor's own methods: only the nursery ends this
-            await _first_of(lambda: _api.wait_until_joined(actor_nursery), process.kill_requested.wait)
+            await _first_of(
+                lambda: _api.wait_until_joined(actor_nursery), process.kill_requested.wait
+            )
         async with trio.open_nursery() as result_waiter:
             if _api.cancels_after_result(actor_nursery, portal):
                 result_waiter.start_soon(api.cancel_on_completion, portal, subactor, errors)
@@ -175,12 +185,19 @@ async def _boot_failure(process: ActorInterpreter) -> ActorStartupError:
     try:
         await process.interp.wait()
     except RemoteError as exc:
-        error = ActorStartupError(exc.remote_type, f"{prefix}: {exc.remote_message}", exc.remote_traceback, where=name)
+        error = ActorStartupError(
+            exc.remote_type, f"{prefix}: {exc.remote_message}", exc.remote_traceback, where=name
+        )
         error.__cause__ = exc
         return error
     except InterpreterKilled as exc:
         return ActorStartupError(type(exc).__name__, f"{prefix}: {exc}", "", where=name)
-    return ActorStartupError("RuntimeError", f"{prefix}: tractor's child runtime returned without an error", "", where=name)
+    return ActorStartupError(
+        "RuntimeError",
+        f"{prefix}: tractor's child runtime returned without an error",
+        "",
+        where=name,
+    )
 
 
 async def _supervise(process: ActorInterpreter, portal: Any) -> None:
@@ -222,7 +239,7 @@ async def _cancel_runtime(process: ActorInterpreter, portal: Any) -> None:
         race.start_soon(ended)
         try:
             process.cancel_acked = bool(await portal.cancel_actor())
-        except Exception as exc:  # a broken channel: the driver's kill is the next step anyway
+        except Exception as exc:  # noqa: BLE001 -- a broken channel: the driver's kill is next anyway
             log.info("tractor actor %r: runtime cancel over IPC failed: %r", process.uid[0], exc)
         race.cancel_scope.cancel()
 

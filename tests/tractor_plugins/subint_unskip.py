@@ -13,7 +13,9 @@ import pytest
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Iterator[None]:
     count_before = {id(item): len(item.own_markers) for item in items}
     result = yield
     for item in items:
