@@ -296,6 +296,29 @@ async def test_a_stuck_child_is_killed_even_with_no_cancel_request_queued_behind
     assert census().interpreters == 0 and census().threads == 0
 
 
+@pytest.mark.usefixtures("installed")
+async def test_an_idle_child_deaf_to_cancellation_is_woken_to_take_the_injected_exception(
+    reg_addr: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its loop waits in epoll (C) for a 60 s deadline, where an injected exception is not
+    # delivered: without a wake-up on each injection this child is abandoned.
+    caplog.set_level(logging.INFO, logger="subint_spawn.tractor")
+    with trio.fail_after(BOUND):
+        async with ready_pipe() as ready, open_tractor_nursery(reg_addr) as an:
+            portal = await an.start_actor("deaf", enable_modules=[tractor_samples.__name__])
+            ((_, process, _),) = an._children.values()
+            async with trio.open_nursery() as callers:
+                callers.start_soon(
+                    partial(portal.run, tractor_samples.sleep_shielded, ready_fd=ready.write_fd)
+                )
+                await ready.wait()
+                process.terminate()
+                await process.wait()
+                callers.cancel_scope.cancel()
+    assert any("the driver's kill: killed" in r.getMessage() for r in caplog.records), caplog.text
+    assert census().interpreters == 0 and census().threads == 0
+
+
 # -- stack dumps ------------------------------------------------------------------------------
 
 

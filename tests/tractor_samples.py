@@ -33,3 +33,16 @@ async def sleeping_in_marker_frame(ready_fd: int = -1) -> None:
         _say_ready(ready_fd)
     while True:
         time.sleep(0.05)  # noqa: ASYNC251 -- blocking on purpose: the frame must stay on the stack
+
+
+async def sleep_shielded(ready_fd: int) -> None:
+    """Idle in trio (its loop waits in epoll, in C) and deaf to cancellation, with nothing left
+    that would wake the loop: it stops serving its parent's channel first.  Only an injected
+    exception stops it, and only once something wakes the loop to deliver it."""
+    import tractor
+    import trio
+
+    tractor.current_actor()._parent_chan_cs.cancel()
+    _say_ready(ready_fd)
+    with trio.CancelScope(shield=True):
+        await trio.sleep(60)

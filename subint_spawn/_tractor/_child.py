@@ -76,7 +76,8 @@ class _GuestHook:
             frame = frame.f_back
         guard = frame.f_locals.get("guard") if frame is not None else None
         if not all(
-            hasattr(guard, name) for name in ("trio_state", "cancel_requested", "kill_requested")
+            hasattr(guard, name)
+            for name in ("trio_state", "cancel_requested", "kill_requested", "_obey")
         ):
             log.info(
                 "the guest's cancel hook was not found: kills of tractor actors skip the cooperative step"
@@ -96,14 +97,49 @@ class _GuestHook:
             import trio
 
             with trio.CancelScope() as scope:
+                token = trio.lowlevel.current_trio_token()
                 target = _RuntimeCancel(actor, scope, self)
-                self._guard.trio_state = (trio.lowlevel.current_trio_token(), target)
+                self._wake_loop_on_kill(token)
+                self._guard.trio_state = (token, target)
                 if self._guard.cancel_requested:  # the CANCEL arrived while tractor was booting
                     target.cancel()
                 return await original(actor, *args, **kwargs)
             return None
 
         return async_main
+
+    def _wake_loop_on_kill(self, token: Any) -> None:
+        """After each exception the guest injects, wake this interpreter's trio loop.
+
+        An injected exception is only delivered when the thread runs Python bytecode.  A trio
+        loop with nothing to do waits in ``epoll`` (in C) until its next deadline: tractor's
+        runtime waiting on a child process's 1.6 s hard-kill timer sat there past the whole
+        kill bound and was abandoned, although it was not stuck at all.  A no-op callback
+        through the loop's token makes it return to Python at once.
+        """
+        from .._core._guest import KILL
+
+        obey = self._guard._obey
+
+        def obey_then_wake(command: bytes) -> None:
+            obey(command)
+            if command == KILL:
+                _wake(token)
+
+        self._guard._obey = obey_then_wake
+
+
+def _wake(token: Any) -> None:
+    import trio
+
+    try:
+        token.run_sync_soon(_nothing)
+    except trio.RunFinishedError:
+        pass  # the loop is gone: nothing left to deliver the exception to
+
+
+def _nothing() -> None:
+    return None
 
 
 class _RuntimeCancel:
