@@ -269,5 +269,10 @@ def cancel_runtime_soon(actor: Any) -> bool:
     request runs.  False if the runtime is not up far enough to take it (then cancel its scope)."""
     if getattr(actor, "_service_tn", None) is None:
         return False
-    actor.cancel_soon()
+    try:
+        actor.cancel_soon()
+    except RuntimeError as exc:  # its service nursery is closing: the runtime is on its way out
+        # (Raising here would crash the loop: this runs as a trio run_sync_soon callback.)
+        log.debug("tractor's runtime cancel refused (%r); cancelling its scope instead", exc)
+        return False
     return True
