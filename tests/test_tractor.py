@@ -199,6 +199,26 @@ async def test_an_error_while_booting_reaches_the_caller_with_the_childs_traceba
 
 
 @pytest.mark.usefixtures("installed")
+async def test_cancelling_the_nursery_stops_a_live_child_with_tractors_own_cancel_first(
+    reg_addr: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The spawn task is cancelled: it must ask tractor's runtime to cancel over IPC (and wait
+    # for the child to end) before the driver's kill.  trio hands a cancelled race's nursery
+    # its Cancelled as a group, which an `except trio.Cancelled` misses.
+    caplog.set_level(logging.INFO, logger="subint_spawn.tractor")
+    with trio.fail_after(BOUND):
+        # The root actor outside the cancelled scope: its runtime stays up to carry the cancel.
+        async with tractor.open_root_actor(start_method="subint", registry_addrs=[reg_addr]):
+            with trio.CancelScope() as scope:
+                async with tractor.open_nursery() as an:
+                    portal = await an.start_actor("idle", enable_modules=[tractor_samples.__name__])
+                    assert await portal.run(tractor_samples.double, x=1) == 2
+                    scope.cancel()
+    assert not any("the driver's kill" in r.getMessage() for r in caplog.records), caplog.text
+    assert census().interpreters == 0
+
+
+@pytest.mark.usefixtures("installed")
 async def test_a_child_stuck_in_python_is_killed_and_reclaimed(
     reg_addr: tuple[str, int], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -26,7 +26,8 @@ decides *when* each step happens:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +78,7 @@ class ActorInterpreter:
         self.interp = interp
         self.uid = uid
         self.kill_requested = trio.Event()
-        self.cancel_acked = False
+        self.cancel_acked = False  # it took tractor's runtime cancel (acknowledged, or is ending)
         self.outcome_read = False
         self.channel: Any = None  # the parent's end of the child's IPC channel, once connected
 
@@ -160,19 +161,12 @@ async def _connected_or_boot_error(ipc_server: Any, process: ActorInterpreter) -
     """The child's channel once it has connected back; if its interpreter ends first, raise
     what ended it (:class:`ActorStartupError`, the child's traceback included)."""
     found: list[Any] = []
-    async with trio.open_nursery() as race:
 
-        async def connected() -> None:
-            _, chan = await ipc_server.wait_for_peer(process.uid)
-            found.append(chan)
-            race.cancel_scope.cancel()
+    async def connected() -> None:
+        _, chan = await ipc_server.wait_for_peer(process.uid)
+        found.append(chan)
 
-        async def ended() -> None:
-            await process.interp.wait_exited()
-            race.cancel_scope.cancel()
-
-        race.start_soon(connected)
-        race.start_soon(ended)
+    await _first_of(connected, process.interp.wait_exited)
     if found:
         return found[0]
     raise await _boot_failure(process)
@@ -217,14 +211,30 @@ async def _ended_or_kill_requested(process: ActorInterpreter) -> None:
 
 async def _first_of(*waits: Callable[[], Awaitable[Any]]) -> None:
     """Until the first of ``waits`` returns."""
-    async with trio.open_nursery() as race:
+    with _one_cancelled():
+        async with trio.open_nursery() as race:
 
-        async def wait_for(wait: Callable[[], Awaitable[Any]]) -> None:
-            await wait()
-            race.cancel_scope.cancel()
+            async def wait_for(wait: Callable[[], Awaitable[Any]]) -> None:
+                await wait()
+                race.cancel_scope.cancel()
 
-        for wait in waits:
-            race.start_soon(wait_for, wait)
+            for wait in waits:
+                race.start_soon(wait_for, wait)
+
+
+@contextmanager
+def _one_cancelled() -> Iterator[None]:
+    """A race's nursery, cancelled from outside, raises its tasks' ``Cancelled`` as a group;
+    callers here (and tractor, around a spawn method) handle a plain ``trio.Cancelled``."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        if group.subgroup(lambda exc: not isinstance(exc, (trio.Cancelled, BaseExceptionGroup))):
+            raise
+        cancelled = group
+        while isinstance(cancelled, BaseExceptionGroup):
+            cancelled = cancelled.exceptions[0]
+        raise cancelled  # the group only wraps this very cancellation
 
 
 async def _cancel_runtime(process: ActorInterpreter, portal: Any) -> None:
@@ -238,9 +248,13 @@ async def _cancel_runtime(process: ActorInterpreter, portal: Any) -> None:
 
         race.start_soon(ended)
         try:
-            process.cancel_acked = bool(await portal.cancel_actor())
+            acked = bool(await portal.cancel_actor())
         except Exception as exc:  # noqa: BLE001 -- a broken channel: the driver's kill is next anyway
             log.info("tractor actor %r: runtime cancel over IPC failed: %r", process.uid[0], exc)
+            acked = False
+        # No answer, but the child closed its channel: it is ending (tractor's nursery may have
+        # sent its own cancel first), not stuck.
+        process.cancel_acked = acked or not _api.channel_connected(portal.channel)
         race.cancel_scope.cancel()
 
 
