@@ -12,7 +12,7 @@ methods, so both see the same machine load.  Per round, from the caller's side:
 * with ``--stuck``: an actor stuck in a pure-Python loop, or in ``threading.Event.wait(1.0)``
   (C, 1 s at a time), is cancelled; ``reclaim`` is from the cancel to the end of the block,
   ``left`` how many more interpreters are alive right after than before the round
-  (``_interpreters.list_all``).
+  (``_interpreters.list_all``; a ``trio``-method actor is a process, always 0).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ METHODS: dict[str, tuple[str, Callable[[], None]]] = {
     "tractor's subint": ("subint", subint_tractor.uninstall),
     "subint_spawn": ("subint", subint_tractor.install),
 }
-STUCK_METHODS = ("tractor's subint", "subint_spawn")  # a trio-backend process is SIGKILLed
+STUCK_METHODS = tuple(METHODS)
 
 
 def free_addr() -> tuple[str, int]:
@@ -63,22 +63,24 @@ def alive() -> int:
     return len([i for i in _interpreters.list_all() if i[0] != 0])
 
 
-async def stuck_round(stuck: Callable[..., object]) -> tuple[float, int]:
+async def stuck_round(stuck: Callable[..., object], start_method: str) -> tuple[float, int]:
     before = alive()
-    read_fd, write_fd = os.pipe()
+    (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listener.socket.getsockname()[1]
     try:
         with trio.CancelScope() as scope:
             async with tractor.open_nursery(
-                start_method="subint", registry_addrs=[free_addr()]
+                start_method=start_method, registry_addrs=[free_addr()]
             ) as an:
-                await an.run_in_actor(stuck, ready_fd=write_fd, name="stuck")
-                await trio.lowlevel.wait_readable(read_fd)
+                await an.run_in_actor(stuck, ready_port=port, name="stuck")
+                ready = await listener.accept()
+                assert await ready.receive_some(1) == b"r"
+                await ready.aclose()
                 cancelled_at = time.perf_counter()
                 scope.cancel()
         reclaim = time.perf_counter() - cancelled_at
     finally:
-        os.close(read_fd)
-        os.close(write_fd)
+        await listener.aclose()
     return reclaim, alive() - before
 
 
@@ -107,8 +109,9 @@ async def main(rounds: int, stuck: bool) -> None:
         ("Event.wait(1.0) loop", samples.wait_in_c),
     ):
         for name in STUCK_METHODS:
-            METHODS[name][1]()
-            reclaim, left = await stuck_round(function)
+            start_method, select = METHODS[name]
+            select()
+            reclaim, left = await stuck_round(function, start_method)
             print(f"{label:22} {name:18} reclaim {reclaim * 1000:6.0f} ms  left {left}")
 
 

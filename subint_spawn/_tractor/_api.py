@@ -221,10 +221,6 @@ def cancels_after_result(actor_nursery: Any, portal: Any) -> bool:
     return portal in actor_nursery._cancel_after_result_on_exit
 
 
-def channel_connected(chan: Any) -> bool:
-    return bool(chan.connected())
-
-
 def end_sending(chan: Any) -> None:
     """Shut down the sending side of a channel's socket: the peer reads the end of the channel,
     as from a process that died.

@@ -78,7 +78,7 @@ class ActorInterpreter:
         self.interp = interp
         self.uid = uid
         self.kill_requested = trio.Event()
-        self.cancel_acked = False  # it took tractor's runtime cancel (acknowledged, or is ending)
+        self.cancel_acked = False  # it acknowledged tractor's runtime cancel over IPC
         self.outcome_read = False
         self.channel: Any = None  # the parent's end of the child's IPC channel, once connected
 
@@ -248,13 +248,9 @@ async def _cancel_runtime(process: ActorInterpreter, portal: Any) -> None:
 
         race.start_soon(ended)
         try:
-            acked = bool(await portal.cancel_actor())
+            process.cancel_acked = bool(await portal.cancel_actor())
         except Exception as exc:  # noqa: BLE001 -- a broken channel: the driver's kill is next anyway
             log.info("tractor actor %r: runtime cancel over IPC failed: %r", process.uid[0], exc)
-            acked = False
-        # No answer, but the child closed its channel: it is ending (tractor's nursery may have
-        # sent its own cancel first), not stuck.
-        process.cancel_acked = acked or not _api.channel_connected(portal.channel)
         race.cancel_scope.cancel()
 
 
