@@ -13,7 +13,16 @@ PYTEST_ARGS ?=
 # uv warns when its cache and .venv are on different filesystems.
 export UV_LINK_MODE ?= copy
 
-.PHONY: venv test demo bench clean distclean
+# tractor, for the tractor spawn method's tests (subint_spawn itself never needs it): the pinned
+# commit, from the archive beside this checkout when there is one, else from its git URL.  Its
+# source tree (tractor's own tests included) is unpacked into the venv and installed from there.
+TRACTOR_COMMIT  := e0d181b083929c8eb50bdf657c5f3fc8b9bd83c8
+TRACTOR_GIT     := https://github.com/goodboy/tractor
+TRACTOR_ARCHIVE := $(firstword $(wildcard ../shared/tractor/tractor-*.tar.gz))
+TRACTOR_SRC     := $(VENV)/tractor-src
+TRACTOR_STAMP   := $(VENV)/.tractor-installed
+
+.PHONY: venv tractor test demo bench clean distclean
 
 # Always checks (cheaply) that the venv's interpreter still works, e.g. after
 # its base interpreter's cache was wiped; if not, forces a rebuild.
@@ -36,7 +45,28 @@ $(STAMP): pyproject.toml $(PROVISION)
 	VIRTUAL_ENV="$(CURDIR)/$(VENV)" "$$uv" pip install -q --compile-bytecode -e '.[dev]'; \
 	touch $@
 
-test: venv
+# The stamp depends on the project's stamp: a rebuilt venv gets tractor again.
+tractor: venv
+	@$(MAKE) --no-print-directory -s $(TRACTOR_STAMP)
+
+$(TRACTOR_STAMP): $(STAMP) $(TRACTOR_ARCHIVE)
+	@set -euo pipefail; \
+	uv=$$($(PROVISION) --uv); \
+	rm -rf $(TRACTOR_SRC); \
+	if [ -n "$(TRACTOR_ARCHIVE)" ]; then \
+	    echo "installing tractor from $(TRACTOR_ARCHIVE)" >&2; \
+	    mkdir -p $(TRACTOR_SRC); \
+	    tar -xzf "$(TRACTOR_ARCHIVE)" -C $(TRACTOR_SRC) --strip-components=1; \
+	else \
+	    echo "installing tractor $(TRACTOR_COMMIT) from $(TRACTOR_GIT)" >&2; \
+	    git clone -q $(TRACTOR_GIT) $(TRACTOR_SRC); \
+	    git -C $(TRACTOR_SRC) checkout -q $(TRACTOR_COMMIT); \
+	fi; \
+	VIRTUAL_ENV="$(CURDIR)/$(VENV)" "$$uv" pip install -q --compile-bytecode $(TRACTOR_SRC); \
+	$(PY) -m compileall -q $(TRACTOR_SRC)/tractor $(TRACTOR_SRC)/tests >/dev/null 2>&1; \
+	touch $@
+
+test: venv tractor
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv

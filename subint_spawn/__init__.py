@@ -8,20 +8,10 @@ from typing import TYPE_CHECKING, Any
 #: The one place the version is written: pyproject.toml reads it from here (hatch).
 __version__ = "0.1.0"
 
-from ._exceptions import (
-    AbandonedInterpreterWarning,
-    ActorStartupError,
-    BootstrapError,
-    BytecodeWarning,
-    ChannelClosed,
-    ContextCancelled,
-    InterpreterKilled,
-    ProtocolError,
-    RemoteActorError,
-    RemoteError,
-    StreamOverrun,
-    SubintSpawnError,
-)
+# The exceptions are imported now: small, and used everywhere.  Every name _exceptions
+# exports is public here.
+from . import _exceptions
+from ._exceptions import *
 
 # Every actor's interpreter imports this package, since the actor runtime lives in it; most of
 # what the public names pull in -- nurseries, the warm pool, the driver, stack dumps -- only a
@@ -51,22 +41,66 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
-    from ._core._census import census
-    from ._core._context import Context, MsgStream
-    from ._core._guards import ProcessStateError, SignalStateError
-    from ._core._hangs import StackDumpSignal, dump_on_hang, install_stack_dump_signal
-    from ._core._identity import ActorInfo, current_actor
-    from ._core._pool import prewarm
-    from ._core._defaults import (
-        current_config,
-        current_spawn_backend,
-        set_default_config,
-        set_spawn_backend,
-        spawn_defaults,
+    from ._core._census import (
+        census as census,
     )
-    from ._core._nursery import ActorNursery, open_nursery
-    from ._core._portal import Portal
-    from ._core._stacks import dump_stacks
+    from ._core._context import (
+        Context as Context,
+    )
+    from ._core._context import (
+        MsgStream as MsgStream,
+    )
+    from ._core._defaults import (
+        current_config as current_config,
+    )
+    from ._core._defaults import (
+        current_spawn_backend as current_spawn_backend,
+    )
+    from ._core._defaults import (
+        set_default_config as set_default_config,
+    )
+    from ._core._defaults import (
+        set_spawn_backend as set_spawn_backend,
+    )
+    from ._core._defaults import (
+        spawn_defaults as spawn_defaults,
+    )
+    from ._core._guards import (
+        ProcessStateError as ProcessStateError,
+    )
+    from ._core._guards import (
+        SignalStateError as SignalStateError,
+    )
+    from ._core._hangs import (
+        StackDumpSignal as StackDumpSignal,
+    )
+    from ._core._hangs import (
+        dump_on_hang as dump_on_hang,
+    )
+    from ._core._hangs import (
+        install_stack_dump_signal as install_stack_dump_signal,
+    )
+    from ._core._identity import (
+        ActorInfo as ActorInfo,
+    )
+    from ._core._identity import (
+        current_actor as current_actor,
+    )
+    from ._core._nursery import (
+        ActorNursery as ActorNursery,
+    )
+    from ._core._nursery import (
+        open_nursery as open_nursery,
+    )
+    from ._core._pool import (
+        prewarm as prewarm,
+    )
+    from ._core._portal import (
+        Portal as Portal,
+    )
+    from ._core._stacks import (
+        dump_stacks as dump_stacks,
+    )
 
 
 def __getattr__(name: str) -> Any:
@@ -83,20 +117,4 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-#: Imported now, small and used everywhere.
-_EAGER = (
-    "AbandonedInterpreterWarning",
-    "ActorStartupError",
-    "BootstrapError",
-    "BytecodeWarning",
-    "ChannelClosed",
-    "ContextCancelled",
-    "InterpreterKilled",
-    "ProtocolError",
-    "RemoteActorError",
-    "RemoteError",
-    "StreamOverrun",
-    "SubintSpawnError",
-)
-
-__all__ = sorted([*_EAGER, *_LAZY])
+__all__ = [*_exceptions.__all__, *_LAZY]  # noqa: PLE0604 -- derived: one source for each half

@@ -25,6 +25,7 @@ __all__ = [
     "RemoteError",
     "StreamOverrun",
     "SubintSpawnError",
+    "TractorNotSupported",
 ]
 
 
@@ -54,7 +55,11 @@ class RemoteError(SubintSpawnError):
         super().__init__(remote_type, remote_message)
 
     def __str__(self) -> str:
-        head = f"{self.remote_type}: {self.remote_message}" if self.remote_message else self.remote_type
+        head = (
+            f"{self.remote_type}: {self.remote_message}"
+            if self.remote_message
+            else self.remote_type
+        )
         if not self.remote_traceback:
             return f"{head} (in {self.where})"
         body = self.remote_traceback.rstrip("\n")
@@ -154,6 +159,11 @@ class ContextCancelled(RemoteActorError):
 
 class StreamOverrun(ProtocolError):
     """A peer sent more stream items than it had credit for (it ignored flow control)."""
+
+
+class TractorNotSupported(SubintSpawnError):
+    """tractor's ``subint`` spawn method cannot be ours: tractor is not installed, or its spawn
+    interface is not the one subint_spawn was built against (the message names that commit)."""
 
 
 class AbandonedInterpreterWarning(RuntimeWarning):

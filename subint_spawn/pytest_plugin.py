@@ -19,6 +19,10 @@ Options:
     thread of the test process (faulthandler, written even if the process is wedged), and
     ``<test id>.actors.txt`` every live actor's threads by actor name, nested actors included
     (collected from a helper thread, so a stuck trio loop does not stop it).
+
+In a session that also loads tractor's pytest plugin (tractor's own suite), ``--spawn-backend``
+is tractor's option; ``--spawn-backend=subint`` then runs tractor's actors on subint_spawn's
+tractor spawn method (docs/tractor.md).
 """
 
 from __future__ import annotations
@@ -36,33 +40,94 @@ from ._core._leaks import leaks_since, snapshot
 from ._core._names import BACKENDS, CONFIGS
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("subint_spawn")
-    group.addoption("--spawn-backend", default=None, help="subint, trio or a comma list (default: subint)")
-    group.addoption("--subint-config", default=None, help="isolated, legacy or a comma list (default: isolated)")
-    group.addoption("--subint-leak-check", action="store_true", default=None, help="fail tests that leak")
-    group.addoption("--subint-hang-dir", default=None, help="where to write stack dumps of hung tests")
+    if not _tractor_plugin_loaded(pluginmanager):
+        group.addoption(
+            "--spawn-backend", default=None, help="subint, trio or a comma list (default: subint)"
+        )
+    group.addoption(
+        "--subint-config", default=None, help="isolated, legacy or a comma list (default: isolated)"
+    )
+    group.addoption(
+        "--subint-leak-check", action="store_true", default=None, help="fail tests that leak"
+    )
+    group.addoption(
+        "--subint-hang-dir", default=None, help="where to write stack dumps of hung tests"
+    )
     parser.addini("spawn_backend", "default for --spawn-backend", default="subint")
     parser.addini("subint_config", "default for --subint-config", default="isolated")
-    parser.addini("subint_leak_check", "fail tests that leak threads, interpreters or fds", type="bool", default=False)
-    parser.addini("subint_hang_dir", "directory for stack dumps of hung tests", default=".pytest-hangs")
+    parser.addini(
+        "subint_leak_check",
+        "fail tests that leak threads, interpreters or fds",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "subint_hang_dir", "directory for stack dumps of hung tests", default=".pytest-hangs"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "no_leak_check: skip subint_spawn's leak check for this test")
+    config.addinivalue_line(
+        "markers", "no_leak_check: skip subint_spawn's leak check for this test"
+    )
     _check_choices(config)
     if not _has_pytest_timeout(config):
         # Known, so that using it is no PytestUnknownMarkWarning (or --strict-markers error);
         # what it does without pytest-timeout is said once, in _warn_timeout_is_inert.
         config.addinivalue_line(
-            "markers", "timeout(seconds): pytest-timeout's marker (not installed: only the hang dump uses it)"
+            "markers",
+            "timeout(seconds): pytest-timeout's marker (not installed: only the hang dump uses it)",
         )
+    _install_for_tractor(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_TRACTOR_INSTALLED, False):
+        from . import tractor as subint_tractor
+
+        subint_tractor.uninstall()
+
+
+# -- tractor's own test suite -----------------------------------------------------------------
+# tractor's pytest plugin (loaded with ``-p tractor._testing.pytest`` by tractor's ini, so before
+# entry-point plugins like this one) owns ``--spawn-backend`` and the ``spawn_backend`` fixture
+# in such a session.  This plugin then leaves both alone, and ``--spawn-backend=subint`` runs
+# tractor's tests on subint_spawn's tractor spawn method (see docs/tractor.md);
+# ``-p no:subint_spawn`` gets tractor's own method back.
+
+TRACTOR_PLUGIN = "tractor._testing.pytest"
+_TRACTOR_INSTALLED = pytest.StashKey[bool]()
+
+
+def _tractor_plugin_loaded(pluginmanager: pytest.PytestPluginManager) -> bool:
+    return pluginmanager.has_plugin(TRACTOR_PLUGIN)
+
+
+def _install_for_tractor(config: pytest.Config) -> None:
+    if (
+        not _tractor_plugin_loaded(config.pluginmanager)
+        or config.getoption("spawn_backend") != "subint"
+    ):
+        return
+    from . import tractor as subint_tractor
+
+    try:
+        subint_tractor.install()
+    except Exception as exc:  # TractorNotSupported, or a bad SUBINT_SPAWN_TRACTOR_CONFIG
+        raise pytest.UsageError(
+            f"--spawn-backend=subint with subint_spawn installed: {exc}"
+        ) from exc
+    config.stash[_TRACTOR_INSTALLED] = True
 
 
 def _check_choices(config: pytest.Config) -> None:
     """An unknown backend or config is a usage error before collection, not an error in
-    every test module that parametrizes over it."""
-    _choices(config, "spawn_backend", "spawn_backend", BACKENDS)
+    every test module that parametrizes over it.  (In tractor's suite ``--spawn-backend`` is
+    tractor's, with tractor's choices.)"""
+    if not _tractor_plugin_loaded(config.pluginmanager):
+        _choices(config, "spawn_backend", "spawn_backend", BACKENDS)
     _choices(config, "subint_config", "subint_config", CONFIGS)
 
 
@@ -97,16 +162,24 @@ def _choices(config: pytest.Config, option: str, ini: str, allowed: tuple[str, .
     chosen = [part.strip() for part in str(raw).split(",") if part.strip()]
     for name in chosen:
         if name not in allowed:
-            raise pytest.UsageError(f"--{option.replace('_', '-')}: {name!r} is not one of {', '.join(allowed)}")
+            raise pytest.UsageError(
+                f"--{option.replace('_', '-')}: {name!r} is not one of {', '.join(allowed)}"
+            )
     return chosen
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     wants_backend = "spawn_backend" in metafunc.fixturenames
+    if _tractor_plugin_loaded(metafunc.config.pluginmanager):
+        wants_backend = False  # tractor's fixture, tractor's option
     wants_config = "subint_config" in metafunc.fixturenames
     if not (wants_backend or wants_config):
         return
-    backends = _choices(metafunc.config, "spawn_backend", "spawn_backend", BACKENDS) if wants_backend else ["subint"]
+    backends = (
+        _choices(metafunc.config, "spawn_backend", "spawn_backend", BACKENDS)
+        if wants_backend
+        else ["subint"]
+    )
     configs = _choices(metafunc.config, "subint_config", "subint_config", CONFIGS)
     combos: list[tuple[str, str]] = []
     for backend in backends:
@@ -130,10 +203,19 @@ def _subint_spawn_defaults(request: pytest.FixtureRequest) -> Iterator[None]:
     Set in the test's context before pytest-trio starts the test's ``trio.run``, which runs in
     a copy of it; restored afterwards, so nothing leaks into the next test.
     """
-    params = request.node.callspec.params if hasattr(request.node, "callspec") else {}
     config = request.config
-    backend = params.get("spawn_backend") or _choices(config, "spawn_backend", "spawn_backend", BACKENDS)[0]
-    interpreter = params.get("subint_config") or _choices(config, "subint_config", "subint_config", CONFIGS)[0]
+    if _tractor_plugin_loaded(config.pluginmanager):  # tractor's suite: its option, its actors
+        yield
+        return
+    params = request.node.callspec.params if hasattr(request.node, "callspec") else {}
+    backend = (
+        params.get("spawn_backend")
+        or _choices(config, "spawn_backend", "spawn_backend", BACKENDS)[0]
+    )
+    interpreter = (
+        params.get("subint_config")
+        or _choices(config, "subint_config", "subint_config", CONFIGS)[0]
+    )
     with spawn_defaults(backend=backend, config=interpreter):
         yield
 
@@ -177,7 +259,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     timeout = _timeout_of(item)
     if not timeout:
         return (yield)
-    directory = Path(item.config.getoption("subint_hang_dir") or item.config.getini("subint_hang_dir"))
+    directory = Path(
+        item.config.getoption("subint_hang_dir") or item.config.getini("subint_hang_dir")
+    )
     if not directory.is_absolute():
         directory = item.config.rootpath / directory
     safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[:180]

@@ -20,7 +20,8 @@ The convention (also in docs/testing.md, "Examples in these docs are tested"):
   output is only checked when it has an output block.)
 
 Programs run one at a time with ``PYTHONUNBUFFERED=1`` (output in the order it is written, as
-on a terminal) and ``subint_spawn.BytecodeWarning`` ignored, each in a fresh directory and
+on a terminal), ``XDG_RUNTIME_DIR`` set when the machine has none, and
+``subint_spawn.BytecodeWarning`` ignored, each in a fresh directory and
 process group, bounded by ``RUN_BOUND`` (a hang bound: the whole set takes well under a
 minute).
 """
@@ -202,6 +203,8 @@ def run_example(example: Example, directory: Path) -> tuple[int, str]:
     # are about what they print, not about how this checkout was installed.
     # (Filtered by its message: a -W category must be importable before Python starts.)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": f"ignore:{_BYTECODE_WARNING}"}
+    # A login session has one; a CI container may not, and tractor's platformdirs then warns.
+    env.setdefault("XDG_RUNTIME_DIR", str(directory))
     process = subprocess.Popen(
         command,
         cwd=directory,

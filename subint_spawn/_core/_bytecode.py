@@ -159,9 +159,10 @@ def runtime_distributions(root: str = "subint-spawn") -> list[importlib.metadata
 
 def _sources(dist: importlib.metadata.Distribution) -> set[Path]:
     files = {Path(dist.locate_file(f)) for f in dist.files or () if f.suffix == ".py"}
-    if not files and _canonical(dist.metadata["Name"]) == "subint-spawn":
-        # An editable install lists no sources: take the package where it is imported from.
-        files = set(Path(__file__).resolve().parent.parent.rglob("*.py"))
+    if _canonical(dist.metadata["Name"]) == "subint-spawn":
+        # An editable install lists only its import hook, not the sources: add the package
+        # where it is imported from (for a regular install, the same files again).
+        files |= set(Path(__file__).resolve().parent.parent.rglob("*.py"))
     return {f for f in files if f.is_file()}
 
 
