@@ -66,7 +66,7 @@ def profile_start(detail: bool = False) -> None:
 
 def profile_stop() -> tuple[dict[str, int], list[tuple[str, int]]]:
     sys.setprofile(None)
-    return dict(_counts), _callers.most_common(60)
+    return dict(_counts), _callers.most_common(200)
 
 
 def thread_cpu() -> tuple[float, float]:
@@ -123,6 +123,11 @@ async def main(args: argparse.Namespace) -> None:
         portal = await an.start_actor("probe")
         for _ in range(200):
             await portal.run(noop)
+        if args.no_gc:
+            import gc
+
+            gc.disable()
+            await portal.run(gc.disable)
 
         # CPU, without any profiler: best of a few batches per side (noise only adds).
         parent_cpu, actor_cpu, wall = [], [], []
@@ -215,5 +220,6 @@ if __name__ == "__main__":
     parser.add_argument("--config", default="isolated")
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--no-gc", action="store_true", help="disable the GC on both sides")
     parser.add_argument("--detail", action="store_true", help="list the calls per round trip")
     trio.run(main, parser.parse_args())

@@ -14,6 +14,7 @@ becomes ``startup_error``.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import trio
@@ -126,6 +127,8 @@ class _Actor:
         self.in_process = channel.codec.name == "pickle"
         self.calls: dict[int, trio.CancelScope] = {}
         self.contexts: dict[int, ActorContext] = {}
+        # (module, qualname) -> (function, its module, runs inline): see _lookup.
+        self._functions: dict[tuple[str, str], tuple[Any, Any, bool]] = {}
 
     def describe(self, exc: BaseException) -> ErrorInfo:
         info = describe(exc, self.name, with_pickle=self.in_process)
@@ -156,53 +159,81 @@ class _Actor:
                 calls.cancel_scope.cancel()
 
     async def _dispatch(self, calls: trio.Nursery) -> None:
+        channel = self.channel
+        parse, to_actor = m.parse, m.TO_ACTOR
         while True:
             try:
-                message = m.parse(await self.channel.receive(), m.TO_ACTOR)
+                messages = await channel.receive_many()
             except ChannelClosed:
                 return  # parent gone: nobody to answer, stop everything
             except ProtocolError as exc:
                 log.error("actor %s: closing its channel: %s", self.name, exc)
                 return
-            kind = message[0]
-            if kind == m.CALL:
-                _, cid, module, qualname, kwargs = message
-                fn = self._lookup(module, qualname)
-                if fn is not None and hasattr(fn, "__code__") and not is_async_function(fn):
-                    # A sync function blocks this actor whichever task runs it and cannot be
-                    # cancelled mid-run, so running it right here costs nothing in semantics
-                    # and saves a task and a scheduler pass per call (the round trip is
-                    # dominated by scheduler passes).
-                    await self._send_answer(self._answer_sync(cid, fn, module, qualname, kwargs))
-                else:
-                    calls.start_soon(self._serve_call, cid, module, qualname, kwargs)
-            elif kind == m.CONTEXT:
-                _, cid, module, qualname, kwargs = message
-                self.contexts[cid] = ActorContext(self.channel, cid, "parent")
-                calls.start_soon(self._serve_context, cid, module, qualname, kwargs)
-            elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
-                ctx = self.contexts.get(message[1])
-                if ctx is not None:  # else: the context already ended; late items are dropped
-                    try:
-                        ctx.on_stream_message(message)
-                    except ProtocolError as exc:  # an item that does not decode
-                        log.error("actor %s: closing its channel: %s", self.name, exc)
-                        return
-            elif kind == m.CANCEL:
-                ctx = self.contexts.get(message[1])
-                if ctx is not None:
-                    ctx.on_cancel_from_peer()
-                scope = self.calls.get(message[1])
-                if scope is not None:
-                    scope.cancel()
-            elif kind == m.STOP:
-                return
+            for message in messages:
+                try:
+                    message = parse(message, to_actor)
+                except ProtocolError as exc:
+                    log.error("actor %s: closing its channel: %s", self.name, exc)
+                    return
+                kind = message[0]
+                if kind == m.CALL:
+                    _, cid, module, qualname, kwargs = message
+                    fn, inline = self._lookup(module, qualname)
+                    if inline:
+                        # A sync function blocks this actor whichever task runs it and cannot
+                        # be cancelled mid-run, so running it right here costs nothing in
+                        # semantics and saves a task and a scheduler pass per call (the round
+                        # trip is dominated by scheduler passes).
+                        frame = self._answer_sync(cid, fn, module, qualname, kwargs)
+                        try:
+                            await channel.send_frame(frame)
+                        except ChannelClosed:
+                            pass  # the parent went away: the next receive says so
+                    else:
+                        calls.start_soon(self._serve_call, cid, module, qualname, kwargs)
+                elif kind == m.CONTEXT:
+                    _, cid, module, qualname, kwargs = message
+                    self.contexts[cid] = ActorContext(self.channel, cid, "parent")
+                    calls.start_soon(self._serve_context, cid, module, qualname, kwargs)
+                elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
+                    ctx = self.contexts.get(message[1])
+                    if ctx is not None:  # else: the context already ended; late items dropped
+                        try:
+                            ctx.on_stream_message(message)
+                        except ProtocolError as exc:  # an item that does not decode
+                            log.error("actor %s: closing its channel: %s", self.name, exc)
+                            return
+                elif kind == m.CANCEL:
+                    ctx = self.contexts.get(message[1])
+                    if ctx is not None:
+                        ctx.on_cancel_from_peer()
+                    scope = self.calls.get(message[1])
+                    if scope is not None:
+                        scope.cancel()
+                elif kind == m.STOP:
+                    return
 
-    def _lookup(self, module: str, qualname: str) -> Any:
+    def _lookup(self, module: str, qualname: str) -> tuple[Any, bool]:
+        """The function a call names, and whether it runs inline (a plain sync function).
+
+        ``(None, False)`` if it cannot be found: the call's task reports why.  Found functions
+        are remembered, and checked to still be what their module binds to that name (a
+        lookup is an import and a walk; the check is two dict lookups).
+        """
+        known = self._functions.get((module, qualname))
+        if known is not None:
+            fn, home, inline = known
+            if home.__dict__.get(qualname) is fn and sys.modules.get(home.__name__) is home:
+                return fn, inline
         try:
-            return resolve((module, qualname))
+            home = load_module(module)
+            fn = resolve((module, qualname))
         except Exception:
-            return None  # the call's task reports the lookup error to the caller
+            return None, False
+        inline = hasattr(fn, "__code__") and not is_async_function(fn)
+        if "." not in qualname and getattr(home, "__dict__", {}).get(qualname) is fn:
+            self._functions[(module, qualname)] = (fn, home, inline)
+        return fn, inline
 
     async def _send_answer(self, frame: bytes) -> None:
         try:

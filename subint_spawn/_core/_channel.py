@@ -77,6 +77,7 @@ class Channel:
         self._inbox = bytearray()
         self._in_pos = 0
         self._decoded: deque[Any] = deque()  # decoded by receive_many, not yet received
+        self._drained = False  # the last read emptied the socket: wait before the next
         self._outbox = bytearray()
         self._out_pos = 0
         # Stream items queued in a burst and not framed yet: all of context _batch_cid.
@@ -116,9 +117,24 @@ class Channel:
     async def send_frame(self, frame: bytes) -> None:
         """Send one whole frame; it is on the wire (or in the kernel) when this returns, as far
         as the socket takes it -- the writer task does the rest."""
-        await self._wait_for_room()
-        self._seal()  # items sent before this frame leave before it
-        self._outbox += frame
+        if not self._outbox and not self._batch and not self._closed:
+            # Nothing queued (the usual case for calls and answers): straight to the socket,
+            # with no copy into the outbox.  Order is kept since nothing is ahead of it.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            try:
+                sent = self._sock.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._close_socket()
+                raise ChannelClosed(f"peer went away: {exc}") from exc
+            if sent == len(frame):
+                return
+            self._outbox += memoryview(frame)[sent:]  # the rest is queued, ahead of all else
+        else:
+            await self._wait_for_room()
+            self._seal()  # items sent before this frame leave before it
+            self._outbox += frame
         if self._writer_attached:
             if not self._write_available():
                 self._wake_writer()
@@ -302,65 +318,107 @@ class Channel:
             ready = list(self._decoded)
             self._decoded.clear()
             return ready
+        waited = False
+        while True:
+            if self._drained and not self._frame_buffered():
+                await self.wait_readable()
+                waited = True
+            messages = self.read_ready()
+            if messages:
+                if not waited:
+                    # Data was there without waiting: still let others run once per read, or
+                    # a peer that floods us would starve every other task of this thread.
+                    await trio.lowlevel.checkpoint()
+                return messages
+
+    async def wait_readable(self) -> None:
+        """Until :meth:`read_ready` has something to read (a checkpoint either way).
+
+        Split from the read so that a reader can check, between the wake-up and the read,
+        that the socket is still its to read (the parent's link hands reading to a caller).
+        """
         if self._closed:
             raise ChannelClosed("channel is closed")
-        await self._buffer_at_least(_HEADER.size)
-        (length,) = _HEADER.unpack_from(self._inbox, self._in_pos)
-        await self._check_length(length)
-        await self._buffer_at_least(_HEADER.size + length)
-        messages = []
-        inbox, pos, end, loads = self._inbox, self._in_pos, len(self._inbox), self.codec.loads
-        while end - pos >= _HEADER.size:
+        if self._frame_buffered():
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await trio.lowlevel.wait_readable(self._sock)
+        except trio.ClosedResourceError as exc:
+            raise ChannelClosed("channel is closed") from exc
+
+    def read_ready(self) -> list[Any]:
+        """Read once what the socket has, without waiting; every message now whole ([] if
+        none yet).  :class:`ChannelClosed` at end of stream, :class:`ProtocolError` (and the
+        channel closed) for a frame over the limit or one that does not decode."""
+        if self._closed:
+            raise ChannelClosed("channel is closed")
+        if not self._frame_buffered():
+            self._recv_once()
+        return self._decode_buffered()
+
+    def _frame_buffered(self) -> bool:
+        """A whole frame, or a header over the limit, waits in the inbox (only after a bad
+        header stopped the last decode: whole frames are otherwise decoded as they come)."""
+        inbox = self._inbox
+        if not inbox:
+            return False
+        pos = self._in_pos
+        if len(inbox) - pos < _HEADER.size:
+            return False
+        (length,) = _HEADER.unpack_from(inbox, pos)
+        return length > self.max_frame or len(inbox) - pos - _HEADER.size >= length
+
+    def _recv_once(self) -> None:
+        inbox, pos = self._inbox, self._in_pos
+        if pos >= _COMPACT_AT or (pos and pos * 2 >= len(inbox)):
+            del inbox[:pos]
+            self._in_pos = pos = 0
+        want = _READ_SIZE
+        if len(inbox) - pos >= _HEADER.size:  # a big frame comes in as few reads as it can
             (length,) = _HEADER.unpack_from(inbox, pos)
-            if length > self.max_frame and messages:
-                break  # deliver what came before the bad frame; the next call reports it
-            await self._check_length(length)
-            start = pos + _HEADER.size
-            if end - start < length:
-                break
-            try:
-                messages.append(loads(bytes(inbox[start : start + length])))
-            except Exception as exc:
-                await self.aclose()
-                raise ProtocolError(f"undecodable {self.codec.name} frame from peer: {exc}") from exc
-            pos = start + length
+            want = max(want, _HEADER.size + length - (len(inbox) - pos))
+        try:
+            chunk = self._sock.recv(want)
+        except BlockingIOError:
+            self._drained = True
+            return
+        except OSError as exc:
+            raise ChannelClosed(f"peer went away: {exc}") from exc
+        if not chunk:
+            raise ChannelClosed("peer closed the channel")
+        # A short read emptied the socket: next time, wait before reading (no EAGAIN).
+        self._drained = len(chunk) < want
+        inbox += chunk
+
+    def _decode_buffered(self) -> list[Any]:
+        messages: list[Any] = []
+        inbox, pos, end = self._inbox, self._in_pos, len(self._inbox)
+        if end - pos < _HEADER.size:
+            return messages
+        loads, unpack_from, header, limit = self.codec.loads, _HEADER.unpack_from, _HEADER.size, self.max_frame
+        with memoryview(inbox) as view:
+            while end - pos >= header:
+                (length,) = unpack_from(inbox, pos)
+                if length > limit:
+                    if messages:
+                        break  # deliver what came before the bad frame; the next read reports it
+                    self._close_socket()
+                    raise ProtocolError(f"peer announced a {length}-byte frame (limit {limit})")
+                start = pos + header
+                if end - start < length:
+                    break
+                try:
+                    messages.append(loads(view[start : start + length]))
+                except Exception as exc:
+                    self._close_socket()
+                    raise ProtocolError(f"undecodable {self.codec.name} frame from peer: {exc}") from exc
+                pos = start + length
         if pos == end:
             inbox.clear()
             pos = 0
         self._in_pos = pos
         return messages
-
-    async def _check_length(self, length: int) -> None:
-        if length > self.max_frame:
-            await self.aclose()
-            raise ProtocolError(f"peer announced a {length}-byte frame (limit {self.max_frame})")
-
-    async def _buffer_at_least(self, count: int) -> None:
-        waited = False
-        while len(self._inbox) - self._in_pos < count:
-            if self._closed:
-                raise ChannelClosed("channel is closed")
-            if self._in_pos >= _COMPACT_AT or (self._in_pos and self._in_pos * 2 >= len(self._inbox)):
-                del self._inbox[: self._in_pos]
-                self._in_pos = 0
-            try:
-                chunk = self._sock.recv(max(_READ_SIZE, count - len(self._inbox)))
-            except BlockingIOError:
-                await self._wait(trio.lowlevel.wait_readable)
-                waited = True
-                continue
-            except OSError as exc:
-                raise ChannelClosed(f"peer went away: {exc}") from exc
-            if not chunk:
-                raise ChannelClosed("peer closed the channel")
-            self._inbox += chunk
-            if not waited:
-                # Data was there without waiting: still let others run once per chunk, or a
-                # peer that floods us would starve every other task of this thread.  (After
-                # a wait we just came back from the scheduler: a second pass would only add
-                # latency to every round trip.)
-                await trio.lowlevel.checkpoint()
-            waited = False
 
     async def _wait(self, waiter: Any) -> None:
         try:
