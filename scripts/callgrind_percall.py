@@ -8,7 +8,8 @@ Runs a small workload under ``valgrind --tool=callgrind --separate-threads=yes``
 for the parent's thread and for the actor's (the other thread that grew): the setup cancels
 out.  ``run`` is ``portal.run`` of a no-op; ``floor`` is the bench's bare socket echo between
 the same two interpreters.  Wall time under valgrind means nothing; the counts are the point.
-Each run takes a few tens of seconds.  (The trio backend's actor is another process, which
+Each run takes a few tens of seconds.  The parent link's retake delay is scaled by the
+slowdown (see the workload).  (The trio backend's actor is another process, which
 callgrind follows with ``--trace-children``; only subint is supported here.)
 """
 
@@ -25,6 +26,12 @@ import tempfile
 WORKLOAD = r"""
 import os, socket, sys, trio, subint_spawn
 from subint_spawn._cli import _workloads
+
+# Time runs ~100x slower under callgrind: scale the link's retake delay (a wall-clock
+# heuristic, see ActorLink) alike, or it would fire on every call here and never in real runs.
+import subint_spawn._core._portal as _portal
+if hasattr(_portal, "_RETAKE_AFTER"):
+    _portal._RETAKE_AFTER *= 100
 
 async def main(mode, n, backend, config):
     async with subint_spawn.open_nursery(backend=backend, config=config) as an:

@@ -186,7 +186,8 @@ class _Actor:
                         # trip is dominated by scheduler passes).
                         frame = self._answer_sync(cid, fn, module, qualname, kwargs)
                         try:
-                            await channel.send_frame(frame)
+                            if not channel.write_now(frame):
+                                await channel.send_frame(frame)
                         except ChannelClosed:
                             pass  # the parent went away: the next receive says so
                     else:
@@ -308,7 +309,10 @@ class _Actor:
             result = fn(**kwargs)
         except BaseException as exc:
             return self._error_frame(cid, exc)
-        return self._result_frame(cid, module, qualname, result)
+        try:  # _result_frame, inline for the round trip's sake
+            return self.channel.encode((m.RETURN, cid, result))
+        except (TypeError, ValueError):
+            return self._result_frame(cid, module, qualname, result)
 
     def _error_frame(self, cid: int, exc: BaseException) -> bytes:
         if not isinstance(exc, Exception) and _is_kill(exc):

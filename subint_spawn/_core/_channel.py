@@ -46,7 +46,10 @@ __all__ = ["DEFAULT_MAX_FRAME", "Channel", "channel_from_fd"]
 
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
-_READ_SIZE = 256 * 1024
+#: Bytes asked of one read.  Below glibc's mmap threshold (128 KiB): ``recv(n)`` allocates n
+#: bytes, and at 256 KiB a process whose threshold never rose (a fresh ``trio``-backend actor)
+#: paid an mmap and a munmap on every read, ~20 us a round trip (measured with strace -c).
+_READ_SIZE = 64 * 1024
 #: Senders wait (cancellably, nothing queued) while this much is waiting to be written.
 HIGH_WATER = 1024 * 1024
 #: Stream items sent closer together than this (seconds) are a burst, and queue.
@@ -78,6 +81,7 @@ class Channel:
         self._in_pos = 0
         self._decoded: deque[Any] = deque()  # decoded by receive_many, not yet received
         self._drained = False  # the last read emptied the socket: wait before the next
+        self._bad_header = False  # a header over the limit waits, behind delivered messages
         self._outbox = bytearray()
         self._out_pos = 0
         # Stream items queued in a burst and not framed yet: all of context _batch_cid.
@@ -117,29 +121,39 @@ class Channel:
     async def send_frame(self, frame: bytes) -> None:
         """Send one whole frame; it is on the wire (or in the kernel) when this returns, as far
         as the socket takes it -- the writer task does the rest."""
-        if not self._outbox and not self._batch and not self._closed:
-            # Nothing queued (the usual case for calls and answers): straight to the socket,
-            # with no copy into the outbox.  Order is kept since nothing is ahead of it.
-            await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                sent = self._sock.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                self._close_socket()
-                raise ChannelClosed(f"peer went away: {exc}") from exc
-            if sent == len(frame):
-                return
-            self._outbox += memoryview(frame)[sent:]  # the rest is queued, ahead of all else
-        else:
-            await self._wait_for_room()
-            self._seal()  # items sent before this frame leave before it
-            self._outbox += frame
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.write_now(frame):
+            return
+        await self._wait_for_room()
+        self._seal()  # items sent before this frame leave before it
+        self._outbox += frame
         if self._writer_attached:
             if not self._write_available():
                 self._wake_writer()
         else:
             await self._flush()
+
+    def write_now(self, frame: bytes) -> bool:
+        """Send ``frame`` without waiting if nothing is queued and the writer task runs: the
+        socket takes what it can, and the rest is queued whole, ahead of anything sent later.
+        False, and nothing done, otherwise (then ``await send_frame(frame)``).
+
+        The usual case for calls and answers, and no copy into the outbox.  Not a checkpoint:
+        for a sender that needs none (an actor's dispatcher answering inline).
+        """
+        if self._outbox or self._batch or self._closed or not self._writer_attached:
+            return False
+        try:
+            sent = self._sock.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._close_socket()
+            raise ChannelClosed(f"peer went away: {exc}") from exc
+        if sent < len(frame):
+            self._outbox += memoryview(frame)[sent:]
+            self._wake_writer()
+        return True
 
     async def send_item(self, cid: int, payload: bytes) -> None:
         """Send one stream item of context ``cid``, already encoded with ``codec.dumps``.
@@ -313,22 +327,31 @@ class Channel:
 
         Decoding them all in one go saves a coroutine round per message on a busy stream.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
         if self._decoded:
+            await trio.lowlevel.checkpoint_if_cancelled()
             ready = list(self._decoded)
             self._decoded.clear()
             return ready
-        waited = False
-        while True:
-            if self._drained and not self._frame_buffered():
-                await self.wait_readable()
-                waited = True
+        if not self._drained or self._bad_header:
+            # The last read filled its buffer: more may be there already.
+            await trio.lowlevel.checkpoint_if_cancelled()
             messages = self.read_ready()
             if messages:
-                if not waited:
-                    # Data was there without waiting: still let others run once per read, or
-                    # a peer that floods us would starve every other task of this thread.
-                    await trio.lowlevel.checkpoint()
+                # Still let others run once per read, or a peer that floods us would starve
+                # every other task of this thread.
+                await trio.lowlevel.checkpoint()
+                return messages
+        while True:
+            # The last read emptied the socket: wait first (reading now would only raise
+            # BlockingIOError).  The wait is this call's checkpoint.
+            if self._closed:
+                raise ChannelClosed("channel is closed")
+            try:
+                await trio.lowlevel.wait_readable(self._sock)
+            except trio.ClosedResourceError as exc:
+                raise ChannelClosed("channel is closed") from exc
+            messages = self.read_ready()
+            if messages:
                 return messages
 
     async def wait_readable(self) -> None:
@@ -339,7 +362,7 @@ class Channel:
         """
         if self._closed:
             raise ChannelClosed("channel is closed")
-        if self._frame_buffered():
+        if self._bad_header:
             await trio.lowlevel.checkpoint()
             return
         try:
@@ -353,43 +376,28 @@ class Channel:
         channel closed) for a frame over the limit or one that does not decode."""
         if self._closed:
             raise ChannelClosed("channel is closed")
-        if not self._frame_buffered():
-            self._recv_once()
+        if not self._bad_header:  # (a bad header is reported before reading on)
+            inbox, pos = self._inbox, self._in_pos
+            if pos and (pos >= _COMPACT_AT or pos * 2 >= len(inbox)):
+                del inbox[:pos]
+                self._in_pos = pos = 0
+            want = _READ_SIZE
+            if len(inbox) - pos >= _HEADER.size:  # a big frame comes in as few reads as it can
+                (length,) = _HEADER.unpack_from(inbox, pos)
+                want = max(want, _HEADER.size + length - (len(inbox) - pos))
+            try:
+                chunk = self._sock.recv(want)
+            except BlockingIOError:
+                self._drained = True
+                return []  # and nothing whole is buffered: every whole frame was decoded
+            except OSError as exc:
+                raise ChannelClosed(f"peer went away: {exc}") from exc
+            if not chunk:
+                raise ChannelClosed("peer closed the channel")
+            # A short read emptied the socket: next time, wait before reading.
+            self._drained = len(chunk) < want
+            inbox += chunk
         return self._decode_buffered()
-
-    def _frame_buffered(self) -> bool:
-        """A whole frame, or a header over the limit, waits in the inbox (only after a bad
-        header stopped the last decode: whole frames are otherwise decoded as they come)."""
-        inbox = self._inbox
-        if not inbox:
-            return False
-        pos = self._in_pos
-        if len(inbox) - pos < _HEADER.size:
-            return False
-        (length,) = _HEADER.unpack_from(inbox, pos)
-        return length > self.max_frame or len(inbox) - pos - _HEADER.size >= length
-
-    def _recv_once(self) -> None:
-        inbox, pos = self._inbox, self._in_pos
-        if pos >= _COMPACT_AT or (pos and pos * 2 >= len(inbox)):
-            del inbox[:pos]
-            self._in_pos = pos = 0
-        want = _READ_SIZE
-        if len(inbox) - pos >= _HEADER.size:  # a big frame comes in as few reads as it can
-            (length,) = _HEADER.unpack_from(inbox, pos)
-            want = max(want, _HEADER.size + length - (len(inbox) - pos))
-        try:
-            chunk = self._sock.recv(want)
-        except BlockingIOError:
-            self._drained = True
-            return
-        except OSError as exc:
-            raise ChannelClosed(f"peer went away: {exc}") from exc
-        if not chunk:
-            raise ChannelClosed("peer closed the channel")
-        # A short read emptied the socket: next time, wait before reading (no EAGAIN).
-        self._drained = len(chunk) < want
-        inbox += chunk
 
     def _decode_buffered(self) -> list[Any]:
         messages: list[Any] = []
@@ -402,7 +410,9 @@ class Channel:
                 (length,) = unpack_from(inbox, pos)
                 if length > limit:
                     if messages:
-                        break  # deliver what came before the bad frame; the next read reports it
+                        # Deliver what came before the bad frame; the next read reports it.
+                        self._bad_header = True
+                        break
                     self._close_socket()
                     raise ProtocolError(f"peer announced a {length}-byte frame (limit {limit})")
                 start = pos + header
