@@ -69,6 +69,27 @@ def profile_stop() -> tuple[dict[str, int], list[tuple[str, int]]]:
     return dict(_counts), _callers.most_common(200)
 
 
+def _opcode_tracer(frame: Any, event: str, arg: Any) -> Any:
+    frame.f_trace_opcodes = True
+    if event == "opcode":
+        code = frame.f_code
+        _callers[f"{code.co_filename.rsplit('/', 2)[-1]}:{code.co_qualname}"] += 1
+        _counts["op"] += 1
+    return _opcode_tracer
+
+
+def opcodes_start() -> None:
+    """Count bytecodes executed on this thread from now, per function."""
+    _counts.clear()
+    _callers.clear()
+    sys.settrace(_opcode_tracer)
+
+
+def opcodes_stop() -> tuple[dict[str, int], list[tuple[str, int]]]:
+    sys.settrace(None)
+    return dict(_counts), _callers.most_common(200)
+
+
 def thread_cpu() -> tuple[float, float]:
     """(user, system) CPU seconds of this thread."""
     usage = resource.getrusage(resource.RUSAGE_THREAD)
@@ -152,6 +173,20 @@ async def main(args: argparse.Namespace) -> None:
             await portal.run(noop)
         actor_counts, actor_callers = await portal.run(profile_stop)
 
+        if args.opcodes:
+            opcodes_start()
+            for _ in range(n):
+                await portal.run(noop)
+            parent_ops, parent_op_fns = opcodes_stop()
+            await portal.run(opcodes_start)
+            for _ in range(n):
+                await portal.run(noop)
+            actor_ops, actor_op_fns = await portal.run(opcodes_stop)
+            for side, ops, fns in (("parent", parent_ops, parent_op_fns), ("actor", actor_ops, actor_op_fns)):
+                print(f"-- {side}: {ops.get('op', 0) / n:.0f} bytecodes per round trip")
+                for name, count in fns:
+                    if count / n >= 1:
+                        print(f"  {count / n:6.1f}  {name}")
         floor = await _floor(portal, n, args.batches)
         await portal.cancel_actor()
 
@@ -221,5 +256,6 @@ if __name__ == "__main__":
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--no-gc", action="store_true", help="disable the GC on both sides")
+    parser.add_argument("--opcodes", action="store_true", help="bytecodes per function per round trip")
     parser.add_argument("--detail", action="store_true", help="list the calls per round trip")
     trio.run(main, parser.parse_args())

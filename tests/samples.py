@@ -217,3 +217,17 @@ class LockHoldingError(Exception):
 
 def raise_lock_holding() -> None:
     raise LockHoldingError()
+
+
+def greet() -> str:
+    return "hello"
+
+
+def _other_greeting() -> str:
+    return "rebound"
+
+
+def rebind_greet() -> None:
+    """Rebind ``greet`` in this interpreter's copy of this module (in an actor: the actor's)."""
+    global greet
+    greet = _other_greeting

@@ -89,8 +89,8 @@ async def test_a_call_routes_what_arrives_before_its_answer(
 
 
 async def test_concurrent_calls_get_their_answers_in_any_order(link: Link, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The first call reads, and hands the second its answer; once the first is gone, the
-    receive loop reads at once for the second (not a retake delay later: here, never)."""
+    """The first call reads; once it is gone, the receive loop reads for the second at once
+    (not on the retake timer: here, never)."""
     monkeypatch.setattr(_portal, "_RETAKE_AFTER", 1e9)
     results: dict[str, Any] = {}
     first_done = trio.Event()
@@ -104,6 +104,29 @@ async def test_concurrent_calls_get_their_answers_in_any_order(link: Link, monke
             await first_done.wait()  # the first call returned, and let go of the socket
             await link.answer(second, 2)
     assert results == {"first": 1, "second": 2}
+
+
+async def test_a_long_call_does_not_keep_the_socket(link: Link) -> None:
+    """A call that waits long (here: until the end) reads only until it has routed another
+    call's answer; from then on the next call reads its own answer again (the fast path)."""
+    results: dict[str, Any] = {}
+    with trio.fail_after(BOUND):
+        async with trio.open_nursery() as calls:
+            calls.start_soon(call, link.link, results, "long")
+            _, long, *_ = await link.next_call()
+            for key in ("short", "next"):
+                done = trio.Event()
+                calls.start_soon(call, link.link, results, key, done)
+                _, cid, *_ = await link.next_call()
+                await trio.testing.wait_all_tasks_blocked()
+                reading = link.link._reader
+                await link.answer(cid, key)
+                await done.wait()
+                if key == "next":
+                    assert reading is not None and reading is not _portal._SERVE
+                    assert getattr(reading, "value", None) == "next"  # it read its own answer
+            await link.answer(long, "long")
+    assert results == {"long": "long", "short": "short", "next": "next"}
 
 
 async def test_the_receive_loop_takes_the_socket_back_after_the_calls(link: Link) -> None:

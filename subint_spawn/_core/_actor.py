@@ -22,7 +22,7 @@ import trio
 from .._exceptions import ChannelClosed, ProtocolError
 from . import _logs
 from . import _messages as m
-from ._channel import Channel, channel_from_fd
+from ._channel import HEADER, Channel, channel_from_fd
 from ._codec import CodecName, get_codec
 from ._context import ActorContext
 from ._control import KilledByWatchdog
@@ -127,8 +127,9 @@ class _Actor:
         self.in_process = channel.codec.name == "pickle"
         self.calls: dict[int, trio.CancelScope] = {}
         self.contexts: dict[int, ActorContext] = {}
-        # (module, qualname) -> (function, its module, runs inline): see _lookup.
-        self._functions: dict[tuple[str, str], tuple[Any, Any, bool]] = {}
+        self._dumps = channel.codec.dumps
+        # (module, qualname) -> (function, its module, the module's name, runs inline).
+        self._functions: dict[tuple[str, str], tuple[Any, Any, str, bool]] = {}
 
     def describe(self, exc: BaseException) -> ErrorInfo:
         info = describe(exc, self.name, with_pickle=self.in_process)
@@ -159,7 +160,7 @@ class _Actor:
                 calls.cancel_scope.cancel()
 
     async def _dispatch(self, calls: trio.Nursery) -> None:
-        channel = self.channel
+        channel, functions, modules = self.channel, self._functions, sys.modules
         parse, to_actor = m.parse, m.TO_ACTOR
         while True:
             try:
@@ -178,7 +179,16 @@ class _Actor:
                 kind = message[0]
                 if kind == m.CALL:
                     _, cid, module, qualname, kwargs = message
-                    fn, inline = self._lookup(module, qualname)
+                    # _lookup's hit, inline (see there): this is every call's path.
+                    known = functions.get((module, qualname))
+                    if (
+                        known is not None
+                        and known[1].__dict__.get(qualname) is known[0]
+                        and modules.get(known[2]) is known[1]
+                    ):
+                        fn, _, _, inline = known
+                    else:
+                        fn, inline = self._lookup(module, qualname)
                     if inline:
                         # A sync function blocks this actor whichever task runs it and cannot
                         # be cancelled mid-run, so running it right here costs nothing in
@@ -218,22 +228,19 @@ class _Actor:
         """The function a call names, and whether it runs inline (a plain sync function).
 
         ``(None, False)`` if it cannot be found: the call's task reports why.  Found functions
-        are remembered, and checked to still be what their module binds to that name (a
-        lookup is an import and a walk; the check is two dict lookups).
+        are remembered, and the dispatcher checks on every call that the name still binds
+        that function in that module, and ``sys.modules`` still that module (two dict lookups
+        where a lookup is an import and a walk).
         """
-        known = self._functions.get((module, qualname))
-        if known is not None:
-            fn, home, inline = known
-            if home.__dict__.get(qualname) is fn and sys.modules.get(home.__name__) is home:
-                return fn, inline
         try:
             home = load_module(module)
             fn = resolve((module, qualname))
         except Exception:
             return None, False
         inline = hasattr(fn, "__code__") and not is_async_function(fn)
-        if "." not in qualname and getattr(home, "__dict__", {}).get(qualname) is fn:
-            self._functions[(module, qualname)] = (fn, home, inline)
+        name = getattr(home, "__name__", None)
+        if "." not in qualname and getattr(home, "__dict__", {}).get(qualname) is fn and name:
+            self._functions[(module, qualname)] = (fn, home, name, inline)
         return fn, inline
 
     async def _send_answer(self, frame: bytes) -> None:
@@ -309,10 +316,14 @@ class _Actor:
             result = fn(**kwargs)
         except BaseException as exc:
             return self._error_frame(cid, exc)
-        try:  # _result_frame, inline for the round trip's sake
-            return self.channel.encode((m.RETURN, cid, result))
-        except (TypeError, ValueError):
+        # _result_frame's encode, inline for the round trip's sake.
+        try:
+            payload = self._dumps((m.RETURN, cid, result))
+        except Exception:
+            return self._result_frame(cid, module, qualname, result)  # says what went wrong
+        if len(payload) > self.channel.max_frame:
             return self._result_frame(cid, module, qualname, result)
+        return HEADER.pack(len(payload)) + payload
 
     def _error_frame(self, cid: int, exc: BaseException) -> bytes:
         if not isinstance(exc, Exception) and _is_kill(exc):

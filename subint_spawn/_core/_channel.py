@@ -42,10 +42,13 @@ from ._codec import Codec
 from ._identity import ActorInfo
 from ._messages import STREAM
 
-__all__ = ["DEFAULT_MAX_FRAME", "Channel", "channel_from_fd"]
+__all__ = ["DEFAULT_MAX_FRAME", "HEADER", "Channel", "channel_from_fd"]
 
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
+_unpack_header = _HEADER.unpack_from
+#: The frame header, for a sender that frames a payload itself (see Channel.encode).
+HEADER = _HEADER
 #: Bytes asked of one read.  Below glibc's mmap threshold (128 KiB): ``recv(n)`` allocates n
 #: bytes, and at 256 KiB a process whose threshold never rose (a fresh ``trio``-backend actor)
 #: paid an mmap and a munmap on every read, ~20 us a round trip (measured with strace -c).
@@ -79,8 +82,11 @@ class Channel:
         self._closed = False
         self._inbox = bytearray()
         self._in_pos = 0
+        self._loads = codec.loads
         self._decoded: deque[Any] = deque()  # decoded by receive_many, not yet received
-        self._drained = False  # the last read emptied the socket: wait before the next
+        # The last read emptied the socket and nothing whole is buffered (no bad header, no
+        # decoded messages): the next receive waits before it reads.
+        self._drained = False
         self._bad_header = False  # a header over the limit waits, behind delivered messages
         self._outbox = bytearray()
         self._out_pos = 0
@@ -318,6 +324,7 @@ class Channel:
         """The next message; :class:`ChannelClosed` at end of stream."""
         if not self._decoded:
             self._decoded.extend(await self.receive_many())
+            self._drained = False  # receive_many must hand these out first
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
         return self._decoded.popleft()
@@ -327,14 +334,14 @@ class Channel:
 
         Decoding them all in one go saves a coroutine round per message on a busy stream.
         """
-        if self._decoded:
+        if not self._drained:
+            # Messages may be here already: handed out by receive() and not taken yet, or
+            # in the socket (the last read filled its buffer), or a bad header to report.
             await trio.lowlevel.checkpoint_if_cancelled()
-            ready = list(self._decoded)
-            self._decoded.clear()
-            return ready
-        if not self._drained or self._bad_header:
-            # The last read filled its buffer: more may be there already.
-            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._decoded:
+                ready = list(self._decoded)
+                self._decoded.clear()
+                return ready
             messages = self.read_ready()
             if messages:
                 # Still let others run once per read, or a peer that floods us would starve
@@ -373,11 +380,42 @@ class Channel:
     def read_ready(self) -> list[Any]:
         """Read once what the socket has, without waiting; every message now whole ([] if
         none yet).  :class:`ChannelClosed` at end of stream, :class:`ProtocolError` (and the
-        channel closed) for a frame over the limit or one that does not decode."""
+        channel closed) for a frame over the limit or one that does not decode.
+
+        Sets ``_drained`` when the socket is empty and nothing whole is buffered: the next
+        receive waits before it reads.
+        """
         if self._closed:
             raise ChannelClosed("channel is closed")
+        if self._inbox:
+            return self._read_more()
+        # Nothing pending (the usual case: a call, an answer): read, and if that is exactly
+        # one frame, decode it in place.
+        try:
+            chunk = self._sock.recv(_READ_SIZE)
+        except BlockingIOError:
+            self._drained = True
+            return []
+        except OSError as exc:
+            raise ChannelClosed(f"peer went away: {exc}") from exc
+        size = len(chunk)
+        self._drained = size < _READ_SIZE  # a short read emptied the socket
+        if size > _HEADER.size:
+            (length,) = _unpack_header(chunk)
+            if length == size - _HEADER.size and length <= self.max_frame:
+                try:
+                    return [self._loads(memoryview(chunk)[_HEADER.size :])]
+                except Exception as exc:
+                    raise self._undecodable(exc) from exc
+        elif not size:
+            raise ChannelClosed("peer closed the channel")
+        self._inbox += chunk
+        return self._decode_inbox()
+
+    def _read_more(self) -> list[Any]:
+        """read_ready with bytes pending: a partial frame, or a bad header to report."""
+        inbox, pos = self._inbox, self._in_pos
         if not self._bad_header:  # (a bad header is reported before reading on)
-            inbox, pos = self._inbox, self._in_pos
             if pos and (pos >= _COMPACT_AT or pos * 2 >= len(inbox)):
                 del inbox[:pos]
                 self._in_pos = pos = 0
@@ -394,17 +432,15 @@ class Channel:
                 raise ChannelClosed(f"peer went away: {exc}") from exc
             if not chunk:
                 raise ChannelClosed("peer closed the channel")
-            # A short read emptied the socket: next time, wait before reading.
             self._drained = len(chunk) < want
             inbox += chunk
-        return self._decode_buffered()
+        return self._decode_inbox()
 
-    def _decode_buffered(self) -> list[Any]:
+    def _decode_inbox(self) -> list[Any]:
+        """Decode every whole frame buffered; leave a partial one."""
         messages: list[Any] = []
         inbox, pos, end = self._inbox, self._in_pos, len(self._inbox)
-        if end - pos < _HEADER.size:
-            return messages
-        loads, unpack_from, header, limit = self.codec.loads, _HEADER.unpack_from, _HEADER.size, self.max_frame
+        loads, unpack_from, header, limit = self._loads, _HEADER.unpack_from, _HEADER.size, self.max_frame
         with memoryview(inbox) as view:
             while end - pos >= header:
                 (length,) = unpack_from(inbox, pos)
@@ -412,6 +448,7 @@ class Channel:
                     if messages:
                         # Deliver what came before the bad frame; the next read reports it.
                         self._bad_header = True
+                        self._drained = False
                         break
                     self._close_socket()
                     raise ProtocolError(f"peer announced a {length}-byte frame (limit {limit})")
@@ -421,14 +458,17 @@ class Channel:
                 try:
                     messages.append(loads(view[start : start + length]))
                 except Exception as exc:
-                    self._close_socket()
-                    raise ProtocolError(f"undecodable {self.codec.name} frame from peer: {exc}") from exc
+                    raise self._undecodable(exc) from exc
                 pos = start + length
         if pos == end:
             inbox.clear()
             pos = 0
         self._in_pos = pos
         return messages
+
+    def _undecodable(self, exc: Exception) -> ProtocolError:
+        self._close_socket()  # the next frame boundary cannot be found again
+        return ProtocolError(f"undecodable {self.codec.name} frame from peer: {exc}")
 
     async def _wait(self, waiter: Any) -> None:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -46,11 +47,12 @@ log = logging.getLogger("subint_spawn.portal")
 _CANCEL_SEND_BOUND = 0.5
 # How long a context left by an exception waits for the actor's side to finish.
 _SETTLE_BOUND = 0.5
-# How soon the receive loop reads the socket again after the last call reading it is done,
-# when nobody else waits for a message (see ActorLink).
-_RETAKE_AFTER = 0.005
 #: ActorLink._reader while the receive loop reads.
 _SERVE = object()
+# How soon the receive loop reads the socket again once calls stopped reading it, when nobody
+# waits for a message now (see ActorLink).  Long enough that its timer costs nothing while
+# calls run (a 5 ms one cost ~5% of a bare round trip), short enough for a log record.
+_RETAKE_AFTER = 0.05
 
 
 class _Ready:
@@ -115,13 +117,14 @@ _STREAM_FROM = ref_of(stream_from_generator)
 
 
 #: Functions ``portal.run`` has checked: fn -> (module as the actor finds it, qualname, the
-#: module whose attribute it is).  A hit is re-checked against that binding (one dict lookup)
-#: instead of ``ref_of``'s import and walk; a rebound name falls back to the full check.
-_refs: dict[Any, tuple[str, str, Any]] = {}
+#: module whose attribute it is, that module's name).  A hit is re-checked against that
+#: binding and ``sys.modules`` (two dict lookups) instead of ``ref_of``'s import and walk; a
+#: rebound name or a replaced module falls back to the full check.
+_refs: dict[Any, tuple[str, str, Any, str]] = {}
 _REFS_MAX = 4096
 
 
-def _ref_for_run(fn: Callable[..., Any]) -> tuple[str, str, Any]:
+def _ref_for_run(fn: Callable[..., Any]) -> tuple[str, str, Any, str]:
     if is_async_generator_function(fn):
         raise TypeError(
             f"{fn.__qualname__} is an async generator function: portal.run() would only "
@@ -130,7 +133,7 @@ def _ref_for_run(fn: Callable[..., Any]) -> tuple[str, str, Any]:
         )
     module, qualname = ref_of(fn)
     home = sys.modules.get(fn.__module__)
-    known = (module, qualname, home)
+    known = (module, qualname, home, fn.__module__)
     if "." not in qualname and home is not None and getattr(home, "__dict__", {}).get(qualname) is fn:
         if len(_refs) >= _REFS_MAX:
             _refs.clear()
@@ -178,7 +181,11 @@ class Portal:
             known = _refs.get(fn)
         except TypeError:  # unhashable: ref_of says what is wrong with it
             known = None
-        if known is None or known[2].__dict__.get(known[1]) is not fn:
+        if (
+            known is None
+            or known[2].__dict__.get(known[1]) is not fn
+            or sys.modules.get(known[3]) is not known[2]
+        ):
             known = _ref_for_run(fn)
         return await self._link.call(known[0], known[1], kwargs)
 
@@ -239,15 +246,24 @@ class ActorLink:
     (:meth:`serve`), which routes each message to whoever waits for it.  But a call reads
     its own answer: waking the loop, which then wakes the caller, costs a scheduler pass on
     every round trip (one more epoll and task step: about as much as the whole bare-socket
-    round trip).  So a call takes the socket over -- from the loop by cancelling its wait,
-    which it checks before reading -- waits on it itself, and routes everything that comes
-    meanwhile (answers of other calls, context traffic, logs) exactly as the loop would.
-    A call that finds another call reading waits to be handed its answer.
+    round trip).  So a call that finds the socket free, or held by the loop -- it cancels
+    the loop's wait, and the loop checks before it reads that the socket is still its own --
+    waits on it itself and routes everything that comes meanwhile (answers of other calls,
+    context traffic, logs) exactly as the loop would.  A call that finds another call
+    reading waits to be handed its answer.  And a reading call woken by others' messages
+    while other calls wait gives the socket back and waits like them: a long call (or many
+    at once) does not keep it, and the next call reads for itself again.
 
-    When the last reading call is done, the loop is woken at once if anyone else waits for
-    messages (other calls, open contexts); otherwise it takes the socket back within
-    ``_RETAKE_AFTER``, so a run of calls does not wake it between every two.  Until then,
-    only messages nobody waits for are delayed: a log record, the end of an idle channel.
+    When a call is done reading, the loop must read again -- at once if someone waits for a
+    message now: an open context, the end of the channel, or a call that began waiting less
+    than ``_RETAKE_AFTER`` ago (concurrent calls).  It is woken by a reschedule (no
+    exception), and parks again if a call took the socket in the meantime.  Otherwise it
+    takes the socket back within ``_RETAKE_AFTER``, on a timer the first call done arms:
+    waking it after every call cost a whole scheduler pass per call (16k instructions, the
+    parent's side grew 20%), where a caller running calls in a loop takes the socket again
+    in the same step anyway.  A long call (``run`` of a server loop, say) therefore waits up
+    to ``_RETAKE_AFTER`` longer for its answer if it comes right after the last short call
+    ended; and a log record sent while no call runs arrives that much later.
     """
 
     def __init__(self, channel: Channel, actor_name: str) -> None:
@@ -263,8 +279,10 @@ class ActorLink:
         # The reader: None, _SERVE (the receive loop) or the _Call of the call reading.
         self._reader: object = None
         self._serve_wait: trio.CancelScope | None = None  # the loop's wait on the socket
-        self._serve_park: trio.CancelScope | None = None  # the loop, parked while calls read
-        self._retake_armed = False  # the parked loop has a deadline to take the socket back
+        self._serve_task: trio.lowlevel.Task | None = None  # the loop, parked while a call reads
+        self._retake: trio.CancelScope | None = None  # around the parked loop: its timer
+        self._retake_armed = False
+        self._newest_wait = 0.0  # when a call last began to wait for another to read for it
         self._ended: BaseException | None = None  # why the channel ended, seen by a reader
 
     @property
@@ -286,9 +304,13 @@ class ActorLink:
         frame = channel.encode((m.CALL, cid, module, qualname, kwargs))
         pending = self._pending[cid] = _Call()
         try:
-            await channel.send_frame(frame)
+            # send_frame, unrolled: a cancelled caller sends nothing.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if not channel.write_now(frame):
+                await channel.send_frame(frame)
             reader = self._reader
             if reader is not None and reader is not _SERVE:
+                self._newest_wait = time.perf_counter()
                 await pending.wait()  # another call reads, and hands us our answer
             else:
                 # Read the answer ourselves (see the class docstring), taking the socket over.
@@ -296,19 +318,39 @@ class ActorLink:
                     self._serve_wait.cancel()  # the loop sees, once it runs, that it lost it
                 self._reader = pending
                 try:
-                    while not pending.done:
-                        self._route_all(await channel.receive_many())
+                    while True:
+                        messages = await channel.receive_many()
+                        if len(messages) == 1:  # most often: just our answer
+                            message = messages[0]
+                            if (
+                                type(message) is tuple
+                                and len(message) == 3
+                                and message[0] == m.RETURN
+                                and message[1] == cid
+                                and type(message[1]) is int
+                            ):
+                                pending.done, pending.value = True, message[2]
+                                break
+                        self._route_all(messages)
+                        if pending.done or len(self._pending) > 1:
+                            # Other calls wait too (a long one, or many at once): from here the
+                            # loop reads for all, and this call waits like the others.
+                            break
                 except (ChannelClosed, ProtocolError) as exc:
                     self._end(exc)  # resolves ``pending`` with the error, like every waiter
                 finally:
                     self._reader = None
-                    park = self._serve_park  # the loop, parked while we read: hand back
-                    if park is not None:
-                        if len(self._pending) > 1 or self._contexts or self._ended is not None:
-                            park.cancel()  # others wait for messages: the loop reads now
-                        elif not self._retake_armed:
+                    if self._serve_task is not None:  # the loop is parked: hand back
+                        if self._contexts or self._ended is not None or (
+                            len(self._pending) > 1
+                            and time.perf_counter() - self._newest_wait < _RETAKE_AFTER
+                        ):
+                            self._wake_serve()  # others wait for messages now
+                        elif not self._retake_armed and self._retake is not None:
                             self._retake_armed = True
-                            park.deadline = trio.current_time() + _RETAKE_AFTER
+                            self._retake.deadline = trio.current_time() + _RETAKE_AFTER
+                if not pending.done:
+                    await pending.wait()
         except trio.Cancelled:
             if not pending.done:
                 await self._send_cancel(cid)
@@ -338,6 +380,17 @@ class ActorLink:
                     continue
             self._route(m.parse(message, m.TO_PARENT))
 
+    def _wake_serve(self) -> None:
+        """Let the parked receive loop run and look who reads now."""
+        task = self._serve_task
+        if task is not None:
+            self._serve_task = None
+            trio.lowlevel.reschedule(task)
+
+    def _unpark(self, _: Any) -> trio.lowlevel.Abort:
+        self._serve_task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
     def _end(self, exc: BaseException) -> None:
         """A reader saw the channel end (``exc``): close the link, wake the loop to exit."""
         error: BaseException
@@ -352,8 +405,6 @@ class ActorLink:
         if self._reader is not _SERVE:
             self._reader = None  # the reading call ends with it: close() need not wake it
         self.close(error)
-        if self._serve_park is not None:
-            self._serve_park.cancel()
 
     @asynccontextmanager
     async def open_context(
@@ -367,8 +418,8 @@ class ActorLink:
         fn = f"{module}.{qualname}"
         ctx = ParentContext(self.channel, cid, self.actor_name, self._trusted, fn)
         self._contexts[cid] = ctx
-        if self._serve_park is not None and self._reader is None:
-            self._serve_park.cancel()  # a context's messages come through the loop: wake it
+        if self._reader is None:
+            self._wake_serve()  # a context's messages come through the loop
         try:
             try:
                 await self.channel.send_frame(frame)
@@ -436,14 +487,16 @@ class ActorLink:
         channel = self.channel
         while self._ended is None:
             if self._reader is not None and self._reader is not _SERVE:
-                # A call reads the socket: wait until it is done (see the class docstring).
-                with trio.CancelScope() as park:
-                    self._serve_park = park
+                # A call reads the socket: park until it lets go and someone needs the loop,
+                # or the retake timer a call armed fires (see the class docstring).  Woken
+                # by a reschedule, not an exception: a cheap way round, once per call if
+                # need be; the scope is left only when the timer fires or the loop reads.
+                with trio.CancelScope() as self._retake:
                     self._retake_armed = False
-                    try:
-                        await trio.sleep_forever()
-                    finally:
-                        self._serve_park = None
+                    while self._reader is not None and self._reader is not _SERVE and self._ended is None:
+                        self._serve_task = trio.lowlevel.current_task()
+                        await trio.lowlevel.wait_task_rescheduled(self._unpark)
+                self._retake = None
                 continue
             self._reader = _SERVE
             with trio.CancelScope() as wait:
@@ -507,8 +560,7 @@ class ActorLink:
             # A call waits on the socket itself, and nothing else ends that wait.  (In practice
             # the channel is closed already: the actor was reaped.)
             self.channel.close_now()
-        if self._serve_park is not None:
-            self._serve_park.cancel()  # the loop reads to the end of the channel, and returns
+        self._wake_serve()  # the loop reads to the end of the channel, and returns
 
     def _context_error(self, ctx: ParentContext, error: BaseException) -> BaseException:
         if self._stopping is None:
