@@ -35,6 +35,8 @@ __all__ = ["actor_main"]
 
 log = logging.getLogger("subint_spawn.actor")
 
+_CALL = m.CALL
+
 # How long an ending actor keeps trying to hand its last queued messages to a slow parent.
 _FINAL_FLUSH_BOUND = 1.0
 
@@ -161,7 +163,6 @@ class _Actor:
 
     async def _dispatch(self, calls: trio.Nursery) -> None:
         channel, functions, modules = self.channel, self._functions, sys.modules
-        parse, to_actor = m.parse, m.TO_ACTOR
         while True:
             try:
                 messages = await channel.receive_many()
@@ -171,67 +172,95 @@ class _Actor:
                 log.error("actor %s: closing its channel: %s", self.name, exc)
                 return
             for message in messages:
-                try:
-                    message = parse(message, to_actor)
-                except ProtocolError as exc:
-                    log.error("actor %s: closing its channel: %s", self.name, exc)
-                    return
-                kind = message[0]
-                if kind == m.CALL:
+                # Nearly every message: a call of a sync function this actor has run before.
+                # Checked here as parse() would (exact types: a subclass takes the full
+                # path; msgpack delivers lists) and answered inline: a sync function blocks
+                # this actor whichever task runs it and cannot be cancelled mid-run, so
+                # running it right here costs nothing in semantics and saves a task and a
+                # scheduler pass per call.
+                if (
+                    (type(message) is tuple or type(message) is list)
+                    and len(message) == 5
+                    and message[0] == _CALL
+                ):
                     _, cid, module, qualname, kwargs = message
-                    # _lookup's hit, inline (see there): this is every call's path.
                     known = functions.get((module, qualname))
                     if (
                         known is not None
-                        and known[1].__dict__.get(qualname) is known[0]
+                        and known[3]  # runs inline
+                        and type(cid) is int
+                        and type(module) is str
+                        and type(qualname) is str
+                        and type(kwargs) is dict
+                        and known[1].__dict__.get(qualname) is known[0]  # see _lookup
                         and modules.get(known[2]) is known[1]
                     ):
-                        fn, _, _, inline = known
-                    else:
-                        fn, inline = self._lookup(module, qualname)
-                    if inline:
-                        # A sync function blocks this actor whichever task runs it and cannot
-                        # be cancelled mid-run, so running it right here costs nothing in
-                        # semantics and saves a task and a scheduler pass per call (the round
-                        # trip is dominated by scheduler passes).
-                        frame = self._answer_sync(cid, fn, module, qualname, kwargs)
+                        frame = self._answer_sync(cid, known[0], module, qualname, kwargs)
                         try:
                             if not channel.write_now(frame):
                                 await channel.send_frame(frame)
                         except ChannelClosed:
                             pass  # the parent went away: the next receive says so
-                    else:
-                        calls.start_soon(self._serve_call, cid, module, qualname, kwargs)
-                elif kind == m.CONTEXT:
-                    _, cid, module, qualname, kwargs = message
-                    self.contexts[cid] = ActorContext(self.channel, cid, "parent")
-                    calls.start_soon(self._serve_context, cid, module, qualname, kwargs)
-                elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
-                    ctx = self.contexts.get(message[1])
-                    if ctx is not None:  # else: the context already ended; late items dropped
-                        try:
-                            ctx.on_stream_message(message)
-                        except ProtocolError as exc:  # an item that does not decode
-                            log.error("actor %s: closing its channel: %s", self.name, exc)
-                            return
-                elif kind == m.CANCEL:
-                    ctx = self.contexts.get(message[1])
-                    if ctx is not None:
-                        ctx.on_cancel_from_peer()
-                    scope = self.calls.get(message[1])
-                    if scope is not None:
-                        scope.cancel()
-                elif kind == m.STOP:
+                        continue
+                if not await self._handle(message, calls):
                     return
+
+    async def _handle(self, message: Any, calls: trio.Nursery) -> bool:
+        """Any message but a known sync call; False when the actor must stop."""
+        try:
+            message = m.parse(message, m.TO_ACTOR)
+        except ProtocolError as exc:
+            log.error("actor %s: closing its channel: %s", self.name, exc)
+            return False
+        kind = message[0]
+        if kind == m.CALL:
+            _, cid, module, qualname, kwargs = message
+            fn, inline = self._lookup(module, qualname)
+            if inline:  # (see _dispatch)
+                try:
+                    await self.channel.send_frame(self._answer_sync(cid, fn, module, qualname, kwargs))
+                except ChannelClosed:
+                    pass
+            else:
+                calls.start_soon(self._serve_call, cid, module, qualname, kwargs)
+        elif kind == m.CONTEXT:
+            _, cid, module, qualname, kwargs = message
+            self.contexts[cid] = ActorContext(self.channel, cid, "parent")
+            calls.start_soon(self._serve_context, cid, module, qualname, kwargs)
+        elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
+            ctx = self.contexts.get(message[1])
+            if ctx is not None:  # else: the context already ended; late items are dropped
+                try:
+                    ctx.on_stream_message(message)
+                except ProtocolError as exc:  # an item that does not decode
+                    log.error("actor %s: closing its channel: %s", self.name, exc)
+                    return False
+        elif kind == m.CANCEL:
+            ctx = self.contexts.get(message[1])
+            if ctx is not None:
+                ctx.on_cancel_from_peer()
+            scope = self.calls.get(message[1])
+            if scope is not None:
+                scope.cancel()
+        elif kind == m.STOP:
+            return False
+        return True
 
     def _lookup(self, module: str, qualname: str) -> tuple[Any, bool]:
         """The function a call names, and whether it runs inline (a plain sync function).
 
         ``(None, False)`` if it cannot be found: the call's task reports why.  Found functions
-        are remembered, and the dispatcher checks on every call that the name still binds
-        that function in that module, and ``sys.modules`` still that module (two dict lookups
-        where a lookup is an import and a walk).
+        are remembered, and checked on every call (here, and inline in the dispatcher) that
+        the name still binds that function in that module, and ``sys.modules`` still that
+        module: two dict lookups where a lookup is an import and a walk.
         """
+        known = self._functions.get((module, qualname))
+        if (
+            known is not None
+            and known[1].__dict__.get(qualname) is known[0]
+            and sys.modules.get(known[2]) is known[1]
+        ):
+            return known[0], known[3]
         try:
             home = load_module(module)
             fn = resolve((module, qualname))

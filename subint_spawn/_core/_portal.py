@@ -49,6 +49,9 @@ _CANCEL_SEND_BOUND = 0.5
 _SETTLE_BOUND = 0.5
 #: ActorLink._reader while the receive loop reads.
 _SERVE = object()
+# Looked up once: every call uses them.
+_CALL, _RETURN = m.CALL, m.RETURN
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 # How soon the receive loop reads the socket again once calls stopped reading it, when nobody
 # waits for a message now (see ActorLink).  Long enough that its timer costs nothing while
 # calls run (a 5 ms one cost ~5% of a bare round trip), short enough for a log record.
@@ -161,6 +164,7 @@ class Portal:
 
     def __init__(self, link: ActorLink, supervision: Supervision) -> None:
         self._link = link
+        self._call = link.call
         self._supervision = supervision
         self.channel = link.channel
         self.actor_name = link.actor_name
@@ -187,7 +191,7 @@ class Portal:
             or sys.modules.get(known[3]) is not known[2]
         ):
             known = _ref_for_run(fn)
-        return await self._link.call(known[0], known[1], kwargs)
+        return await self._call(known[0], known[1], kwargs)
 
     @asynccontextmanager
     async def open_context(
@@ -301,11 +305,11 @@ class ActorLink:
             raise ChannelClosed(f"actor {self.actor_name!r} is gone") from self._closed_error
         cid = next(self._cids)
         channel = self.channel
-        frame = channel.encode((m.CALL, cid, module, qualname, kwargs))
+        frame = channel.encode((_CALL, cid, module, qualname, kwargs))
         pending = self._pending[cid] = _Call()
         try:
             # send_frame, unrolled: a cancelled caller sends nothing.
-            await trio.lowlevel.checkpoint_if_cancelled()
+            await _checkpoint_if_cancelled()
             if not channel.write_now(frame):
                 await channel.send_frame(frame)
             reader = self._reader
@@ -323,9 +327,9 @@ class ActorLink:
                         if len(messages) == 1:  # most often: just our answer
                             message = messages[0]
                             if (
-                                type(message) is tuple
+                                (type(message) is tuple or type(message) is list)
                                 and len(message) == 3
-                                and message[0] == m.RETURN
+                                and message[0] == _RETURN
                                 and message[1] == cid
                                 and type(message[1]) is int
                             ):
@@ -365,7 +369,7 @@ class ActorLink:
         """Hand every message to whoever waits for it (call answers take a short path)."""
         pending, contexts = self._pending, self._contexts
         for message in messages:
-            if type(message) is tuple and len(message) == 3:
+            if (type(message) is tuple or type(message) is list) and len(message) == 3:
                 kind, cid = message[0], message[1]
                 if kind == m.RETURN and type(cid) is int:
                     call = pending.get(cid)
