@@ -57,7 +57,10 @@ REFUSALS = (
     ("cannot load module more than once per process", "no: one interpreter per process"),
     ("modules do not yet support subinterpreters", "no: one interpreter per process"),
     ("can only be loaded into one interpreter per process", "no: one interpreter per process"),
-    ("failed to import from subinterpreter due to exception", "no: its init fails in the main interpreter"),
+    (
+        "failed to import from subinterpreter due to exception",
+        "no: its init fails in the main interpreter",
+    ),
     # A wrapper's own message (pandas: "Unable to import required dependency numpy"), where
     # the actor found one of the above in the chain of errors and added its hint:
     ("does not support isolated subinterpreters", "no: not for isolated interpreters"),
@@ -119,7 +122,9 @@ def _run_child(module: str, parent_first: bool) -> dict[str, str]:
     if parent_first:
         argv.append("--parent-first")
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=CHILD_BOUND, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=CHILD_BOUND, check=False
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"probe of {module} hung for {CHILD_BOUND} s"}
     lines = done.stdout.strip().splitlines()

@@ -74,14 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     soak.add_argument(
         "--concurrency", type=_positive, default=1, help="cycles in flight at once (default: 1)"
     )
-    soak.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    soak.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
     compile_ = sub.add_parser(
         "compile",
         help="byte-compile subint_spawn and its dependencies once, so actors do not compile "
         "them at every spawn (for installs that wrote no .pyc files)",
     )
     compile_.add_argument(
-        "--check", action="store_true", help="only report modules without a usable .pyc (exit 1 if any)"
+        "--check",
+        action="store_true",
+        help="only report modules without a usable .pyc (exit 1 if any)",
     )
     return parser
 

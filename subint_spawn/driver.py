@@ -1,10 +1,10 @@
 """The subinterpreter driver, usable on its own: one interpreter's life, bounded and leak-free.
 
-    from subint_spawn import driver
+from subint_spawn import driver
 
-    async with driver.open_subinterpreter("isolated") as interp:
-        interp.start(mymod.work, 21)
-        print(await interp.wait())
+async with driver.open_subinterpreter("isolated") as interp:
+    interp.start(mymod.work, 21)
+    print(await interp.wait())
 """
 
 from ._core._census import AbandonedInterpreter, Census, census

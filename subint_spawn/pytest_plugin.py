@@ -4,8 +4,12 @@ Options:
 
 ``--spawn-backend=subint|trio``  backend(s) for tests that take the ``spawn_backend`` fixture;
     a comma list (``subint,trio``) runs such tests once per backend.  Default ``subint``.
+    It is also the spawn default while each test runs: ``open_nursery()`` without
+    ``backend=`` uses the test's own ``spawn_backend`` parameter, or in a test without one,
+    the first backend listed.
 ``--subint-config=isolated|legacy``  interpreter config(s) for the ``subint_config`` fixture,
-    comma lists likewise.  Default ``isolated``.
+    comma lists likewise, and the default config while each test runs, the same way.
+    Default ``isolated``.
 ``--subint-leak-check``  (or ini ``subint_leak_check = true``) fail any test after which OS
     threads, subinterpreters or fds are not back to what they were before it.
 ``--subint-hang-dir=DIR``  (ini ``subint_hang_dir``; default ``.pytest-hangs``) where stacks
@@ -26,11 +30,10 @@ from pathlib import Path
 
 import pytest
 
+from ._core._defaults import spawn_defaults
 from ._core._hangs import dump_on_hang
 from ._core._leaks import leaks_since, snapshot
-
-BACKENDS = ("subint", "trio")
-CONFIGS = ("isolated", "legacy")
+from ._core._names import BACKENDS, CONFIGS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -117,6 +120,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("spawn_backend", backends)
     else:
         metafunc.parametrize("subint_config", configs)
+
+
+@pytest.fixture(autouse=True)
+def _subint_spawn_defaults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What a test is labelled with is what it spawns: its ``spawn_backend``/``subint_config``
+    parameters (else the first listed in the options) are the spawn defaults while it runs.
+
+    Set in the test's context before pytest-trio starts the test's ``trio.run``, which runs in
+    a copy of it; restored afterwards, so nothing leaks into the next test.
+    """
+    params = request.node.callspec.params if hasattr(request.node, "callspec") else {}
+    config = request.config
+    backend = params.get("spawn_backend") or _choices(config, "spawn_backend", "spawn_backend", BACKENDS)[0]
+    interpreter = params.get("subint_config") or _choices(config, "subint_config", "subint_config", CONFIGS)[0]
+    with spawn_defaults(backend=backend, config=interpreter):
+        yield
 
 
 def _leak_check_enabled(config: pytest.Config) -> bool:

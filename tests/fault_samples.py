@@ -159,7 +159,7 @@ def fork_from_a_thread() -> str:
     def run() -> None:
         try:
             pid = os.fork()
-        except Exception as exc:  # noqa: BLE001 -- reported to the caller below
+        except Exception as exc:
             outcome.append(f"{type(exc).__qualname__}: {exc}")
             return
         if pid == 0:

@@ -19,7 +19,9 @@ from subint_spawn._backends import BACKENDS, get
 BOUND = 20
 
 
-def open_test_nursery(spawn_backend: str, subint_config: str) -> AbstractAsyncContextManager[subint_spawn.ActorNursery]:
+def open_test_nursery(
+    spawn_backend: str, subint_config: str
+) -> AbstractAsyncContextManager[subint_spawn.ActorNursery]:
     """An actor nursery on the backend/config the test was parametrized with."""
     return subint_spawn.open_nursery(backend=spawn_backend, config=subint_config)  # type: ignore[arg-type]
 

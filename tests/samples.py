@@ -7,6 +7,7 @@ import threading
 import time
 
 import trio
+import trio.lowlevel
 
 
 def add(x: int, y: int = 0) -> int:
@@ -14,7 +15,7 @@ def add(x: int, y: int = 0) -> int:
 
 
 async def async_add(x: int, y: int = 0) -> int:
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     return x + y
 
 
@@ -33,7 +34,7 @@ def announce(address: str) -> None:
 
 async def spin_forever(ready_fd: int = -1, announce: str = "") -> None:
     """A trio task stuck in a pure-Python loop: only an injected exception can stop it."""
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     _say_ready(ready_fd)
     _announce(announce)
     x = 0
@@ -88,7 +89,9 @@ def leave_daemon_thread_blocked(release_fd: int) -> str:
 
 def leave_non_daemon_thread_blocked(release_fd: int) -> str:
     """Starts a non-daemon thread blocked in C and returns while it still runs."""
-    threading.Thread(target=os.read, args=(release_fd, 1), daemon=False, name="stray-non-daemon").start()
+    threading.Thread(
+        target=os.read, args=(release_fd, 1), daemon=False, name="stray-non-daemon"
+    ).start()
     return "returned"
 
 
@@ -109,7 +112,7 @@ def fail(message: str = "boom") -> None:
 
 
 async def async_fail(message: str = "boom") -> None:
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     raise ValueError(message)
 
 
@@ -231,3 +234,10 @@ def rebind_greet() -> None:
     """Rebind ``greet`` in this interpreter's copy of this module (in an actor: the actor's)."""
     global greet
     greet = _other_greeting
+
+
+async def sleep_shielded(ready_fd: int = -1) -> None:
+    """Idle in trio (its loop waits in epoll, in C) and deaf to cancellation."""
+    with trio.CancelScope(shield=True):
+        _say_ready(ready_fd)
+        await trio.sleep_forever()

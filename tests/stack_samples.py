@@ -50,7 +50,9 @@ def spinning_marker(host: str, port: int) -> None:
 async def parent_of_blocked_child(host: str, port: int) -> str:
     """An actor whose own child blocks in :func:`blocked_in_recv_marker` (nested actors)."""
     async with subint_spawn.open_nursery() as an:
-        child = await an.run_in_actor(blocked_in_recv_marker, name="grandchild", host=host, port=port)
+        child = await an.run_in_actor(
+            blocked_in_recv_marker, name="grandchild", host=host, port=port
+        )
         result: str = await child.wait_for_result()
     return result
 

@@ -47,10 +47,17 @@ def test_a_plain_install_and_a_failing_row_lose_no_results(
         return found
 
     assert status == 1  # a failed row fails the run, after printing everything else
-    assert "FAILED: RuntimeError: stream measurement broke" in row("subint/isolated", "stream one way")
+    assert "FAILED: RuntimeError: stream measurement broke" in row(
+        "subint/isolated", "stream one way"
+    )
     assert "FAILED: RuntimeError: stream measurement broke" in row("subint/isolated", "stream echo")
     # Rows measured before and after the broken one are all there, with numbers.
-    for before_and_after in ("spawn->result->teardown", "stuck-actor reclaim", "2 booting", "prewarm(2)"):
+    for before_and_after in (
+        "spawn->result->teardown",
+        "stuck-actor reclaim",
+        "2 booting",
+        "prewarm(2)",
+    ):
         assert " ms " in row("subint/isolated", before_and_after)
     assert "skipped: anyio is not installed" in row("dev/anyio.to_interpreter", "per-call")
     assert " us " in row("dev/InterpreterPoolExecutor", "per-call")

@@ -62,7 +62,9 @@ async def test_c_extension_imports_wherever_the_interpreter_allows_it(
         async with open_test_nursery(spawn_backend, subint_config) as an:
             for name in ("first", "second"):  # the first one stays up while the second starts
                 try:
-                    portal = await an.start_actor(name, enable_modules=["tests.extension_samples", module])
+                    portal = await an.start_actor(
+                        name, enable_modules=["tests.extension_samples", module]
+                    )
                 except ActorStartupError as exc:
                     outcomes.append(exc.remote_message)
                 else:
@@ -106,7 +108,10 @@ async def test_the_docs_table_is_what_the_probe_measures(module: str) -> None:
     # The probe bounds each of its two children itself (CHILD_BOUND, 60 s), so it ends first.
     with trio.fail_after(140):
         done = await trio.run_process(
-            [sys.executable, str(PROBE), module], capture_stdout=True, capture_stderr=True, check=False
+            [sys.executable, str(PROBE), module],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
         )
     out = done.stdout.decode()
     assert done.returncode == 0, (out, done.stderr.decode()[-2000:])

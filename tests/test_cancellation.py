@@ -43,7 +43,10 @@ async def test_an_cancel_reclaims_an_actor_stuck_in_a_pure_python_loop(
 ) -> None:
     abandoned_before = census().abandoned_total
     with trio.fail_after(BOUND):
-        async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+        async with (
+            open_test_nursery(spawn_backend, subint_config) as an,
+            trio.open_nursery() as callers,
+        ):
             portal = await an.start_actor("stuck", enable_modules=["tests.samples"])
             await started_call(portal, callers, samples.spin_sync)
             # The call runs; the actor's trio thread is now blocked for good.
@@ -61,7 +64,10 @@ async def test_cancelling_the_enclosing_scope_stops_stuck_and_idle_actors(
     before = running_actors(spawn_backend)
     with trio.fail_after(BOUND):
         with trio.CancelScope() as scope:
-            async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+            async with (
+                open_test_nursery(spawn_backend, subint_config) as an,
+                trio.open_nursery() as callers,
+            ):
                 stuck = await an.start_actor("stuck", enable_modules=["tests.samples"])
                 idle = await an.start_actor("idle", enable_modules=["tests.samples"])
                 await started_call(stuck, callers, samples.spin_forever)
@@ -74,7 +80,9 @@ async def test_cancelling_the_enclosing_scope_stops_stuck_and_idle_actors(
     assert running_actors(spawn_backend) == before
 
 
-async def test_nursery_cancel_scope_cancels_block_and_actors(spawn_backend: str, subint_config: str) -> None:
+async def test_nursery_cancel_scope_cancels_block_and_actors(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.run_in_actor(samples.sleep_forever)
@@ -85,9 +93,14 @@ async def test_nursery_cancel_scope_cancels_block_and_actors(spawn_backend: str,
         await portal.wait_for_result()
 
 
-async def test_portal_cancel_actor_on_a_stuck_actor_returns(spawn_backend: str, subint_config: str) -> None:
+async def test_portal_cancel_actor_on_a_stuck_actor_returns(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
-        async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+        async with (
+            open_test_nursery(spawn_backend, subint_config) as an,
+            trio.open_nursery() as callers,
+        ):
             portal = await an.start_actor("stuck", enable_modules=["tests.samples"])
             other = await an.start_actor("other", enable_modules=["tests.samples"])
             await started_call(portal, callers, samples.spin_sync)
@@ -100,7 +113,9 @@ async def test_portal_cancel_actor_on_a_stuck_actor_returns(spawn_backend: str, 
             assert await other.run(samples.add, x=1) == 1
 
 
-async def test_cancelling_a_call_cancels_it_in_the_actor(spawn_backend: str, subint_config: str) -> None:
+async def test_cancelling_a_call_cancels_it_in_the_actor(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
@@ -121,7 +136,9 @@ async def test_cancelling_a_call_cancels_it_in_the_actor(spawn_backend: str, sub
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.001, 0.01, 0.05, 0.15])
-async def test_cancel_during_spawn_leaves_nothing(spawn_backend: str, subint_config: str, delay: float) -> None:
+async def test_cancel_during_spawn_leaves_nothing(
+    spawn_backend: str, subint_config: str, delay: float
+) -> None:
     # Sweeps the cancellation point across creating the interpreter/process, starting the
     # runtime and waiting for "ready"; whichever it hits, everything must be reaped.
     before = running_actors(spawn_backend)
@@ -133,10 +150,15 @@ async def test_cancel_during_spawn_leaves_nothing(spawn_backend: str, subint_con
     assert running_actors(spawn_backend) == before
 
 
-async def test_one_failing_actor_cancels_a_stuck_sibling(spawn_backend: str, subint_config: str) -> None:
+async def test_one_failing_actor_cancels_a_stuck_sibling(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         with pytest.raises(RemoteActorError, match="sibling failed"):
-            async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as callers:
+            async with (
+                open_test_nursery(spawn_backend, subint_config) as an,
+                trio.open_nursery() as callers,
+            ):
                 stuck = await an.start_actor("stuck", enable_modules=["tests.samples"])
                 await started_call(stuck, callers, samples.spin_sync)
                 await an.run_in_actor(samples.fail, message="sibling failed")

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 import trio
 
 from subint_spawn._core._interrupt import SAME_PRESS_WINDOW
@@ -62,7 +61,9 @@ class App:
                 if text in line:
                     return line
             if which in self._ended:
-                raise AssertionError(f"app ended without printing {text!r}:\n{self.stdout}\n{self.stderr}")
+                raise AssertionError(
+                    f"app ended without printing {text!r}:\n{self.stdout}\n{self.stderr}"
+                )
             await self._changed.wait()
 
     def press_ctrl_c(self) -> None:
@@ -108,7 +109,9 @@ async def run_app(*args: str) -> AsyncIterator[App]:
 def actor_pids(ready_line: str) -> list[int]:
     """The pids of ``ready <pid> <pid> <pid>``: exactly one per actor, or the test fails."""
     words = ready_line.split()
-    assert words[:1] == ["ready"] and len(words) == 1 + len(NAMES), f"not a whole ready line: {ready_line!r}"
+    assert words[:1] == ["ready"] and len(words) == 1 + len(NAMES), (
+        f"not a whole ready line: {ready_line!r}"
+    )
     return [int(pid) for pid in words[1:]]
 
 
@@ -128,7 +131,9 @@ async def wait_gone(pids: list[int]) -> None:
             os.close(pidfd)
 
 
-async def test_ctrl_c_stops_the_actors_and_exits_non_zero(spawn_backend: str, subint_config: str) -> None:
+async def test_ctrl_c_stops_the_actors_and_exits_non_zero(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND + EXIT_BOUND):
         async with run_app(spawn_backend, subint_config) as app:
             ready = await app.wait_for("ready ")
@@ -172,7 +177,9 @@ async def test_second_ctrl_c_exits_at_once(spawn_backend: str, subint_config: st
     assert "second Ctrl-C: exiting now" in app.stderr
 
 
-async def test_one_press_delivered_twice_is_one_press(spawn_backend: str, subint_config: str) -> None:
+async def test_one_press_delivered_twice_is_one_press(
+    spawn_backend: str, subint_config: str
+) -> None:
     # GNU `timeout -s INT` signals its child and then the child's process group: one SIGINT,
     # delivered twice.  The second delivery is sent here once the first has been handled (so
     # the two cannot merge into one pending signal), well within SAME_PRESS_WINDOW: it must

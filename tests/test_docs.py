@@ -139,14 +139,18 @@ def parse(documents: list[Path] = DOCUMENTS) -> Parsed:
             for other in _FROM_OTHER.finditer(block.text.split("\n", 1)[0]):
                 source = own_files.get(ROOT / other["doc"], {}).get(other["name"])
                 if source is None:
-                    parsed.errors.append(f"{doc.name}:{block.line}: no file {other['name']} in {other['doc']}")
+                    parsed.errors.append(
+                        f"{doc.name}:{block.line}: no file {other['name']} in {other['doc']}"
+                    )
                 else:
                     files.setdefault(other["name"], source)
         last: Example | None = None
         for block in blocks[doc]:
             if block.lang == "output":
                 if last is None or last.expected is not None:
-                    parsed.errors.append(f"{doc.name}:{block.line}: an output block with no program above it")
+                    parsed.errors.append(
+                        f"{doc.name}:{block.line}: an output block with no program above it"
+                    )
                 else:
                     last.expected = block.text
                 continue
@@ -174,8 +178,12 @@ def output_matches(expected: str, actual: str) -> bool:
         if line.strip() == "...":
             pattern.append(r"(?:[^\n]*\n)*?")
         else:
-            pattern.append(".*?".join(re.escape(part) for part in line.rstrip().split("...")) + r"\n")
-    normalized = "".join(line.rstrip() + "\n" for line in actual.rstrip("\n").split("\n")) if actual else ""
+            pattern.append(
+                ".*?".join(re.escape(part) for part in line.rstrip().split("...")) + r"\n"
+            )
+    normalized = (
+        "".join(line.rstrip() + "\n" for line in actual.rstrip("\n").split("\n")) if actual else ""
+    )
     return re.fullmatch("".join(pattern), normalized) is not None
 
 
@@ -223,7 +231,9 @@ def test_the_docs_follow_the_convention() -> None:
 
 
 @pytest.mark.timeout(RUN_BOUND + 30)
-@pytest.mark.parametrize("example", _PARSED.examples, ids=[example.id for example in _PARSED.examples])
+@pytest.mark.parametrize(
+    "example", _PARSED.examples, ids=[example.id for example in _PARSED.examples]
+)
 def test_example_runs_as_printed(example: Example, tmp_path: Path) -> None:
     status, output = run_example(example, tmp_path)
     assert status == 0, f"{example.id} exited with {status}:\n{output}"
@@ -231,7 +241,9 @@ def test_example_runs_as_printed(example: Example, tmp_path: Path) -> None:
     if expected is None and not example.pytest:
         expected = ""  # no output block: it prints nothing
     if expected is not None:
-        assert output_matches(expected, output), f"{example.id} printed:\n{output}\nbut the doc says:\n{expected}"
+        assert output_matches(expected, output), (
+            f"{example.id} printed:\n{output}\nbut the doc says:\n{expected}"
+        )
 
 
 @pytest.mark.parametrize(

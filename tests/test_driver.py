@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import _interpreters
 import os
 from collections.abc import Iterator
 
-import _interpreters
 import pytest
 import trio
 
@@ -105,7 +105,9 @@ async def test_unpicklable_result_is_a_clear_remote_error(subint_config: str) ->
                 await interp.wait()
 
 
-async def test_idle_trio_loop_is_cancelled_cooperatively(subint_config: str, pipe: tuple[int, int]) -> None:
+async def test_idle_trio_loop_is_cancelled_cooperatively(
+    subint_config: str, pipe: tuple[int, int]
+) -> None:
     with trio.fail_after(10):
         async with open_subinterpreter(subint_config) as interp:
             interp.start(samples.sleep_forever, pipe[1])
@@ -131,6 +133,18 @@ async def test_a_plain_function_marked_runs_trio_is_cancelled_cooperatively(
             assert caught.value.how == "cancelled"
 
 
+async def test_an_idle_loop_deaf_to_cancel_is_woken_for_the_kill(
+    subint_config: str, pipe: tuple[int, int]
+) -> None:
+    # The injected exception lands only when the runner runs bytecode; an idle trio loop sits
+    # in epoll with no deadline.  Each KILL also wakes the loop, so it is killed, not abandoned.
+    with trio.fail_after(10):
+        async with open_subinterpreter(subint_config) as interp:
+            interp.start(samples.sleep_shielded, pipe[1])
+            await wait_ready(pipe[0])
+            assert await interp.kill() == "killed"
+
+
 async def test_pure_python_loop_is_killed_and_destroyed_within_1s(
     subint_config: str, pipe: tuple[int, int]
 ) -> None:
@@ -146,7 +160,9 @@ async def test_pure_python_loop_is_killed_and_destroyed_within_1s(
     assert census().interpreters == 0 and census().threads == 0
 
 
-async def test_loop_that_swallows_injections_is_still_killed(subint_config: str, pipe: tuple[int, int]) -> None:
+async def test_loop_that_swallows_injections_is_still_killed(
+    subint_config: str, pipe: tuple[int, int]
+) -> None:
     with trio.fail_after(10):
         async with open_subinterpreter(subint_config) as interp:
             interp.start(samples.spin_and_swallow, pipe[1])
@@ -154,7 +170,9 @@ async def test_loop_that_swallows_injections_is_still_killed(subint_config: str,
             assert await interp.kill() == "killed"
 
 
-async def test_thread_stuck_in_c_is_abandoned_within_the_bound_then_reclaimed(subint_config: str) -> None:
+async def test_thread_stuck_in_c_is_abandoned_within_the_bound_then_reclaimed(
+    subint_config: str,
+) -> None:
     ready_read, ready_write = os.pipe()
     release_read, release_write = os.pipe()
     policy = KillPolicy(grace=0.1, kill_bound=0.3)
@@ -181,7 +199,9 @@ async def test_thread_stuck_in_c_is_abandoned_within_the_bound_then_reclaimed(su
             os.close(fd)
 
 
-async def test_trio_worker_threads_inside_the_interpreter_do_not_outlive_it(subint_config: str) -> None:
+async def test_trio_worker_threads_inside_the_interpreter_do_not_outlive_it(
+    subint_config: str,
+) -> None:
     # trio's idle workers would otherwise idle on for 10 s and then be stranded in the
     # destroyed interpreter for good; the leak check counts OS threads.
     with trio.fail_after(10):
@@ -190,7 +210,9 @@ async def test_trio_worker_threads_inside_the_interpreter_do_not_outlive_it(subi
             assert await interp.wait() == "from a worker"
 
 
-async def test_cancel_while_waiting_still_reaps_everything(subint_config: str, pipe: tuple[int, int]) -> None:
+async def test_cancel_while_waiting_still_reaps_everything(
+    subint_config: str, pipe: tuple[int, int]
+) -> None:
     with trio.fail_after(10):
         with trio.CancelScope() as scope:
             async with open_subinterpreter(subint_config) as interp:
@@ -214,11 +236,13 @@ async def test_200_cycles_leave_nothing_behind(subint_config: str) -> None:
     assert census().interpreters == 0 and census().threads == 0
 
 
-async def test_watchdog_works_with_fds_beyond_fd_setsize(subint_config: str, pipe: tuple[int, int]) -> None:
+async def test_watchdog_works_with_fds_beyond_fd_setsize(
+    subint_config: str, pipe: tuple[int, int]
+) -> None:
     # select() cannot watch fds >= 1024; a process with ~100 actors gets there.
     import resource
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 1200:
         pytest.skip(f"RLIMIT_NOFILE {soft} is too low to reach fd 1024")
     fillers = [os.dup(pipe[0]) for _ in range(1100)]

@@ -155,7 +155,9 @@ async def test_module_ending_the_process_at_import(spawn_backend: str, subint_co
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             with pytest.raises(ActorStartupError) as caught:
-                await an.start_actor("quitter", enable_modules=["tests.fault_imports.exits_process"])
+                await an.start_actor(
+                    "quitter", enable_modules=["tests.fault_imports.exits_process"]
+                )
             assert running_actors(spawn_backend) == before
             await serving(an)
     error = caught.value
@@ -258,7 +260,12 @@ async def stop_actor_with_a_stray_thread(
         with trio.fail_after(BOUND):
             async with open_test_nursery(spawn_backend, subint_config) as an:
                 portal = await serving(an, "threader")
-                await portal.run(fs.leave_thread_running, daemon=daemon, blocked_in_c=blocked_in_c, release_fd=release_fd)
+                await portal.run(
+                    fs.leave_thread_running,
+                    daemon=daemon,
+                    blocked_in_c=blocked_in_c,
+                    release_fd=release_fd,
+                )
                 assert await portal.run(fs.echo, value="still serving") == "still serving"
                 asked = trio.current_time()
         return trio.current_time() - asked, list(caught)
@@ -283,7 +290,9 @@ def release_pipe() -> Iterator[tuple[int, int]]:
 def _wait_for_strays_to_end() -> None:
     deadline = time.monotonic() + BOUND
     while time.monotonic() < deadline:
-        running = [name for name in _leaks.snapshot().thread_names if name.startswith("stray-worker")]
+        running = [
+            name for name in _leaks.snapshot().thread_names if name.startswith("stray-worker")
+        ]
         if not running:
             return
         time.sleep(0.01)  # an OS thread ending is not an event we can wait on
@@ -291,7 +300,9 @@ def _wait_for_strays_to_end() -> None:
 
 
 @pytest.mark.parametrize(("daemon", "blocked_in_c"), THREADS)
-async def test_process_actor_leaving_threads_running_is_stopped_in_bound(daemon: bool, blocked_in_c: bool) -> None:
+async def test_process_actor_leaving_threads_running_is_stopped_in_bound(
+    daemon: bool, blocked_in_c: bool
+) -> None:
     # A process takes its threads with it: daemon ones at exit, non-daemon ones by SIGKILL once
     # the exit waits for them past the stop grace.
     took, caught = await stop_actor_with_a_stray_thread("trio", "isolated", daemon, blocked_in_c)
@@ -305,7 +316,9 @@ async def test_subint_actor_leaving_a_daemon_thread_strands_that_thread(
     subint_config: str, blocked_in_c: bool, release_pipe: tuple[int, int]
 ) -> None:
     before = _leaks.snapshot()
-    took, caught = await stop_actor_with_a_stray_thread("subint", subint_config, True, blocked_in_c, release_pipe[0])
+    took, caught = await stop_actor_with_a_stray_thread(
+        "subint", subint_config, True, blocked_in_c, release_pipe[0]
+    )
     assert took < THREAD_TEARDOWN_BOUND
     assert caught == []
     assert census().interpreters == 0  # the interpreter is destroyed all the same...
@@ -341,7 +354,9 @@ async def test_subint_actor_leaving_a_non_daemon_thread_is_abandoned_then_destro
 # -- fork ---------------------------------------------------------------------------------------
 
 
-async def test_fork_from_an_actors_own_thread_is_refused(spawn_backend: str, subint_config: str) -> None:
+async def test_fork_from_an_actors_own_thread_is_refused(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await serving(an, "forker")
@@ -408,7 +423,9 @@ async def test_big_but_allowed_payload_round_trips(spawn_backend: str, subint_co
 
 
 @pytest.mark.timeout(180)
-async def test_error_too_big_to_send_is_cut_down_not_fatal(spawn_backend: str, subint_config: str) -> None:
+async def test_error_too_big_to_send_is_cut_down_not_fatal(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(120):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await serving(an)
@@ -454,7 +471,9 @@ async def test_child_that_never_answers_is_a_startup_error_and_is_reaped(
     per_actor = {"startup_timeout": STARTUP_TIMEOUT} if given_to == "start_actor" else {}
     with trio.fail_after(BOUND):
         async with subint_spawn.open_nursery(
-            backend=spawn_backend, config=subint_config, **per_nursery  # type: ignore[arg-type]
+            backend=spawn_backend,
+            config=subint_config,
+            **per_nursery,  # type: ignore[arg-type]
         ) as an:
             asked = trio.current_time()
             with pytest.raises(ActorStartupError) as caught:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 from . import log_samples
 from .helpers import BOUND, open_test_nursery
@@ -16,17 +17,24 @@ def _from_actors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if hasattr(r, "actor")]
 
 
-async def _wait_for_records(caplog: pytest.LogCaptureFixture, count: int) -> list[logging.LogRecord]:
+async def _wait_for_records(
+    caplog: pytest.LogCaptureFixture, count: int
+) -> list[logging.LogRecord]:
     """Records are sent before the call's answer on the same channel, so they have been
     re-emitted by the time the call returns; this only waits out the hop of a record logged
     by another thread of the actor (it goes through the actor's trio loop)."""
     while len(_from_actors(caplog)) < count:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
     return _from_actors(caplog)
 
 
 async def log_in_actor(
-    spawn_backend: str, subint_config: str, caplog: pytest.LogCaptureFixture, fn: Any, name: str, **kwargs: Any
+    spawn_backend: str,
+    subint_config: str,
+    caplog: pytest.LogCaptureFixture,
+    fn: Any,
+    name: str,
+    **kwargs: Any,
 ) -> list[logging.LogRecord]:
     """Run ``fn(**kwargs)`` in a fresh actor called ``name``; the actor records the parent got."""
     with trio.fail_after(BOUND):
@@ -55,7 +63,9 @@ async def test_a_logged_exception_keeps_its_traceback(
     spawn_backend: str, subint_config: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    [record] = await log_in_actor(spawn_backend, subint_config, caplog, log_samples.fail_and_log, "worker")
+    [record] = await log_in_actor(
+        spawn_backend, subint_config, caplog, log_samples.fail_and_log, "worker"
+    )
     assert record.levelno == logging.ERROR
     assert "KeyError: 'missing'" in (record.exc_text or "")
     assert "fail_and_log" in (record.exc_text or "")

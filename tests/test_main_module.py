@@ -12,7 +12,7 @@ import trio
 
 from .helpers import BOUND
 
-APP = '''\
+APP = """\
 import sys
 
 import trio
@@ -45,7 +45,7 @@ async def main(backend, config):
 if __name__ == "__main__":
     print("main block runs", flush=True)
     trio.run(main, sys.argv[1], sys.argv[2])
-'''
+"""
 
 
 @pytest.mark.parametrize("how", ["script", "module"])

@@ -4,13 +4,14 @@ in a subprocess on a small test file, in a directory of its own (its own rootdir
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SAMPLE = '''
+SAMPLE = """
 import pytest
 
 
@@ -26,7 +27,7 @@ def test_fails():
 @pytest.mark.timeout(30)
 def test_skipped():
     pytest.skip("on purpose")
-'''
+"""
 
 
 def run_pytest(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -64,3 +65,56 @@ def test_without_pytest_timeout_the_marker_is_known_and_explained(tmp_path: Path
     assert "PytestUnknownMarkWarning" not in output
     assert "2 test(s) use @pytest.mark.timeout, but pytest-timeout is not installed" in output
     assert "pip install pytest-timeout" in output
+
+
+DEFAULTS_SAMPLE = """
+import os
+
+import subint_spawn
+from mymod import own_pid
+
+
+async def test_unlabelled():
+    async with subint_spawn.open_nursery() as an:
+        portal = await an.run_in_actor(own_pid)
+        print("unlabelled", "process" if await portal.wait_for_result() != os.getpid() else "subint")
+
+
+async def test_labelled(spawn_backend):
+    async with subint_spawn.open_nursery() as an:
+        portal = await an.run_in_actor(own_pid)
+        where = "process" if await portal.wait_for_result() != os.getpid() else "subint"
+        print("labelled", spawn_backend, where)
+"""
+
+
+def test_the_backend_option_is_what_tests_spawn_on(tmp_path: Path) -> None:
+    # A test labelled [trio] runs its actors on trio, and --spawn-backend=trio makes trio the
+    # default of tests that are not labelled at all (as tractor's option does).
+    (tmp_path / "pytest.ini").write_text("[pytest]\ntrio_mode = true\n")
+    (tmp_path / "mymod.py").write_text("import os\n\n\ndef own_pid():\n    return os.getpid()\n")
+    (tmp_path / "test_defaults.py").write_text(DEFAULTS_SAMPLE)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-s",
+            "-q",
+            "--spawn-backend=trio,subint",
+        ],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # pytest -q puts its progress dots in front of what a test prints: find the phrases.
+    printed = sorted(re.findall(r"(?:un)?labelled [a-z ]+", done.stdout))
+    assert printed == [
+        "labelled subint subint",
+        "labelled trio process",
+        "unlabelled process",
+    ], done.stdout + done.stderr

@@ -89,7 +89,9 @@ async def test_spawn_takes_a_warm_interpreter_and_the_pool_refills(subint_config
         assert census().interpreters == 2  # just the two idle ones
 
 
-async def test_a_warm_interpreter_holds_every_runtime_module_an_actor_loads(subint_config: str) -> None:
+async def test_a_warm_interpreter_holds_every_runtime_module_an_actor_loads(
+    subint_config: str,
+) -> None:
     """Whatever of ours an actor imports on its way to its first answer must be imported by
     the warm-up already: an import left to spawn time is paid on every warm spawn (the guards
     and stack-dump modules once made a 6 ms warm spawn out of a 4 ms one)."""
@@ -105,7 +107,9 @@ async def test_a_warm_interpreter_holds_every_runtime_module_an_actor_loads(subi
         thread.start()
         await trio.to_thread.run_sync(thread.join)
     assert "subint_spawn._core._actor" in needed
-    assert outcome == [None], f"not imported by the warm-up: {getattr(outcome[0], 'msg', outcome[0])}"
+    assert outcome == [None], (
+        f"not imported by the warm-up: {getattr(outcome[0], 'msg', outcome[0])}"
+    )
 
 
 async def test_empty_pool_falls_back_to_a_cold_boot(subint_config: str) -> None:

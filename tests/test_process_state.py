@@ -63,7 +63,7 @@ def process_state() -> ProcessState:
     for sig in sorted(signal.valid_signals()):
         try:
             handlers.append((int(sig), signal.getsignal(sig)))
-        except (OSError, ValueError):
+        except OSError, ValueError:
             continue
     return ProcessState(
         cwd=os.getcwd(),
@@ -149,7 +149,9 @@ async def test_guarded_operations_raise_a_clear_error(
                     result = await portal.run(fn, **kwargs)
                 except RemoteActorError as exc:
                     if exc.remote_type != f"subint_spawn.{error}":
-                        problems.append(f"{fn.__name__}: raised {exc.remote_type}: {exc.remote_message}")
+                        problems.append(
+                            f"{fn.__name__}: raised {exc.remote_type}: {exc.remote_message}"
+                        )
                     elif "'meddler'" not in exc.remote_message or hint not in exc.remote_message:
                         problems.append(f"{fn.__name__}: unclear message: {exc.remote_message}")
                 else:
@@ -179,7 +181,9 @@ async def test_the_parent_process_state_is_unchanged(
     assert process_state() == before
 
 
-async def test_environment_reads_work(spawn_backend: str, subint_config: str, restore_state: None) -> None:
+async def test_environment_reads_work(
+    spawn_backend: str, subint_config: str, restore_state: None
+) -> None:
     before = process_state()
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
@@ -208,7 +212,10 @@ async def test_an_actor_may_add_change_and_remove_its_own_variables(
                 [None, "put"],
                 [None, None],
             ]
-            assert await portal.run(s.add_variable, name=s.ENV_NAME) == ["left-behind", "left-behind"]
+            assert await portal.run(s.add_variable, name=s.ENV_NAME) == [
+                "left-behind",
+                "left-behind",
+            ]
             # In a subinterpreter the C environment is the process's: C code sees the addition
             # while the actor lives (the parent's os.environ dict does not).
             shared = spawn_backend == "subint"
@@ -252,7 +259,9 @@ async def test_a_process_actors_environment_is_its_own_trio_only(restore_state: 
     assert process_state() == before
 
 
-async def test_refusing_signal_handlers_stays_a_value_error(spawn_backend: str, subint_config: str) -> None:
+async def test_refusing_signal_handlers_stays_a_value_error(
+    spawn_backend: str, subint_config: str
+) -> None:
     # CPython raises ValueError for signal.signal outside the main interpreter, and trio's
     # main-thread probe catches exactly that; the guard's clearer error must keep the type.
     with trio.fail_after(BOUND):
@@ -273,7 +282,9 @@ async def test_process_title_modules_are_refused(spawn_backend: str, subint_conf
     assert "renames the process" in caught.value.remote_message
 
 
-async def test_fork_is_refused_in_both_configs_subint_only(subint_config: str, restore_state: None) -> None:
+async def test_fork_is_refused_in_both_configs_subint_only(
+    subint_config: str, restore_state: None
+) -> None:
     # isolated interpreters refuse fork by config (allow_fork=False); legacy ones allow it, and
     # the forked child dies in a fatal error.  The guard refuses it the same way in both.
     before = process_state()

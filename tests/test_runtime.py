@@ -42,7 +42,9 @@ async def test_start_actor_serves_many_calls(spawn_backend: str, subint_config: 
             assert await portal.run(samples.echo, value={"a": [1, 2]}) == {"a": [1, 2]}
 
 
-async def test_remote_error_carries_type_traceback_and_actor_name(spawn_backend: str, subint_config: str) -> None:
+async def test_remote_error_carries_type_traceback_and_actor_name(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("failing", enable_modules=["tests.samples"])
@@ -54,7 +56,7 @@ async def test_remote_error_carries_type_traceback_and_actor_name(spawn_backend:
     assert error.remote_type == "ValueError"
     assert error.remote_message == "kaputt"
     assert error.actor_name == "failing"
-    assert 'in fail\n    raise ValueError(message)' in error.remote_traceback
+    assert "in fail\n    raise ValueError(message)" in error.remote_traceback
     assert "kaputt" in str(error) and "failing" in str(error)
     if spawn_backend == "subint":  # in-process: the original rides along
         assert isinstance(error.__cause__, ValueError)
@@ -204,7 +206,9 @@ async def test_unsendable_result_is_a_remote_error_naming_the_function(
             assert await portal.run(samples.echo, value="still here") == "still here"
 
 
-async def test_base_exceptions_from_user_code_reach_the_caller(spawn_backend: str, subint_config: str) -> None:
+async def test_base_exceptions_from_user_code_reach_the_caller(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
@@ -224,7 +228,9 @@ async def test_block_exit_stops_long_lived_actors(spawn_backend: str, subint_con
     assert all(actor_gone(portal.channel.peer) for portal in portals)
 
 
-async def test_calls_on_a_stopped_actor_fail_instead_of_hanging(spawn_backend: str, subint_config: str) -> None:
+async def test_calls_on_a_stopped_actor_fail_instead_of_hanging(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await an.start_actor("worker", enable_modules=["tests.samples"])
@@ -252,7 +258,9 @@ async def test_set_spawn_backend_changes_the_default() -> None:
         subint_spawn.set_spawn_backend("subint")
 
 
-async def test_process_actor_outlives_the_thread_that_forked_it(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_process_actor_outlives_the_thread_that_forked_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # trio forks from a worker thread, which exits once idle; an actor tied to that thread's
     # life (PR_SET_PDEATHSIG) was SIGKILLed ~10 s after spawn.  End the worker now instead.
     import threading
@@ -306,7 +314,11 @@ async def test_current_actor_names_the_root_and_every_actor(
         peer = portal.channel.peer
         assert peer is not None
         assert (peer.name, peer.uid, peer.is_root, peer.pid, peer.interpreter_id) == (
-            name, uid, is_root, pid, interpreter_id
+            name,
+            uid,
+            is_root,
+            pid,
+            interpreter_id,
         )
         assert not is_root and name == portal.actor_name
         if spawn_backend == "subint":

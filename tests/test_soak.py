@@ -38,13 +38,19 @@ def test_a_leak_or_a_failed_cycle_fails_the_report() -> None:
 
 
 def test_a_short_mixed_soak_reaches_every_backend() -> None:
-    settings = _soak.SoakSettings(cycles=3, backends=("subint", "trio"), configs=("isolated", "legacy"))
+    settings = _soak.SoakSettings(
+        cycles=3, backends=("subint", "trio"), configs=("isolated", "legacy")
+    )
     assert [settings.plan(i)[1:] for i in range(3)] == settings.kinds()
 
 
 def test_no_growth_figure_over_zero_measured_cycles() -> None:
     report = _soak.SoakReport(
-        settings={"kinds": ["subint/isolated", "trio"], "concurrency": 1, "paths": list(_soak.PATHS)},
+        settings={
+            "kinds": ["subint/isolated", "trio"],
+            "concurrency": 1,
+            "paths": list(_soak.PATHS),
+        },
         python="3.14",
         cpus=2,
         cycles=5,
@@ -60,7 +66,9 @@ def test_no_growth_figure_over_zero_measured_cycles() -> None:
 
 
 def test_plan_rotates_paths_then_kinds() -> None:
-    settings = _soak.SoakSettings(cycles=40, backends=("subint", "trio"), configs=("isolated", "legacy"))
+    settings = _soak.SoakSettings(
+        cycles=40, backends=("subint", "trio"), configs=("isolated", "legacy")
+    )
     assert settings.kinds() == [("subint", "isolated"), ("subint", "legacy"), ("trio", "isolated")]
     plans = [settings.plan(i) for i in range(len(_soak.PATHS) * 3)]
     assert {(path, backend, config) for path, backend, config in plans} == {

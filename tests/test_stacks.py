@@ -77,11 +77,16 @@ def quiet_dump() -> str:
     return dump_stacks(io.StringIO())
 
 
-async def test_dump_names_each_actor_and_shows_its_blocked_frame(spawn_backend: str, subint_config: str) -> None:
+async def test_dump_names_each_actor_and_shows_its_blocked_frame(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_gate() as gate, open_test_nursery(spawn_backend, subint_config) as an:
             reader = await an.run_in_actor(
-                stack_samples.blocked_in_recv_marker, name="stuck-reader", host=gate.host, port=gate.port
+                stack_samples.blocked_in_recv_marker,
+                name="stuck-reader",
+                host=gate.host,
+                port=gate.port,
             )
             await gate.wait_ready()
             # Called right on the trio thread: the loop is blocked for the whole collection,
@@ -98,10 +103,14 @@ async def test_dump_names_each_actor_and_shows_its_blocked_frame(spawn_backend: 
     assert "blocked_in_recv_marker" not in text.split("=== actor")[0]
 
 
-async def test_a_pure_python_loop_answers_and_is_then_stopped(spawn_backend: str, subint_config: str) -> None:
+async def test_a_pure_python_loop_answers_and_is_then_stopped(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_gate() as gate, open_test_nursery(spawn_backend, subint_config) as an:
-            await an.run_in_actor(stack_samples.spinning_marker, name="spinner", host=gate.host, port=gate.port)
+            await an.run_in_actor(
+                stack_samples.spinning_marker, name="spinner", host=gate.host, port=gate.port
+            )
             await gate.wait_ready()
             text = quiet_dump()
             an.cancel_scope.cancel()
@@ -128,7 +137,9 @@ async def test_an_actor_sleeping_in_c_still_answers(subint_config: str) -> None:
     assert elapsed < 1.0  # answered, not timed out
 
 
-async def test_nested_actors_appear_indented_under_their_parent(spawn_backend: str, subint_config: str) -> None:
+async def test_nested_actors_appear_indented_under_their_parent(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_gate() as gate, open_test_nursery(spawn_backend, subint_config) as an:
             middle = await an.run_in_actor(
@@ -148,7 +159,9 @@ async def test_nested_actors_appear_indented_under_their_parent(spawn_backend: s
 async def test_dump_works_from_a_foreign_thread_while_the_loop_waits(subint_config: str) -> None:
     with trio.fail_after(BOUND):
         async with open_gate() as gate, open_test_nursery("subint", subint_config) as an:
-            await an.run_in_actor(stack_samples.blocked_in_recv_marker, name="reader", host=gate.host, port=gate.port)
+            await an.run_in_actor(
+                stack_samples.blocked_in_recv_marker, name="reader", host=gate.host, port=gate.port
+            )
             await gate.wait_ready()
             result: list[str] = []
             helper = threading.Thread(target=lambda: result.append(quiet_dump()))
@@ -209,7 +222,9 @@ def test_link_keeps_replies_and_the_cleaning_up_notice_apart() -> None:
         assert _control.send_record(guest, b"u", deadline)
         assert link.cleaning_up()  # reads everything that is there, replies included
         assert link.answer(request) is None  # not complete yet, and not lost either
-        assert _control.send_record(guest, b"D" + _control._REPLY.pack(request, 1) + b"part two", deadline)
+        assert _control.send_record(
+            guest, b"D" + _control._REPLY.pack(request, 1) + b"part two", deadline
+        )
         assert link.answer(request) == "part one, part two"
         assert link.request_dump(1.0) is None  # its watchdog stopped: nobody would answer
     finally:
@@ -268,7 +283,10 @@ async def test_signal_dumps_from_a_helper_thread_while_the_loop_is_blocked(
         async with open_gate() as gate, open_test_nursery(spawn_backend, subint_config) as an:
             with install_stack_dump_signal(signal.SIGUSR1, file=sink) as trigger:
                 await an.run_in_actor(
-                    stack_samples.blocked_in_recv_marker, name="signalled", host=gate.host, port=gate.port
+                    stack_samples.blocked_in_recv_marker,
+                    name="signalled",
+                    host=gate.host,
+                    port=gate.port,
                 )
                 await gate.wait_ready()
                 os.kill(os.getpid(), signal.SIGUSR1)
@@ -284,12 +302,17 @@ async def test_signal_dumps_from_a_helper_thread_while_the_loop_is_blocked(
 async def test_signal_trigger_refuses_other_threads() -> None:
     with pytest.raises(RuntimeError, match="main thread of the main interpreter"):
         await trio.to_thread.run_sync(install_stack_dump_signal)
-    with install_stack_dump_signal(signal.SIGUSR2), pytest.raises(RuntimeError, match="already installed"):
+    with (
+        install_stack_dump_signal(signal.SIGUSR2),
+        pytest.raises(RuntimeError, match="already installed"),
+    ):
         install_stack_dump_signal(signal.SIGUSR2)
 
 
 @pytest.mark.timeout(120)
-async def test_pytest_plugin_hang_dump_includes_actor_stacks(spawn_backend: str, tmp_path: Path) -> None:
+async def test_pytest_plugin_hang_dump_includes_actor_stacks(
+    spawn_backend: str, tmp_path: Path
+) -> None:
     (tmp_path / "pytest.ini").write_text(
         textwrap.dedent(
             f"""\
@@ -319,7 +342,15 @@ async def test_pytest_plugin_hang_dump_includes_actor_stacks(spawn_backend: str,
     env = dict(os.environ, PYTHONPATH=str(REPO))
     with trio.fail_after(90):
         done = await trio.run_process(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "test_hangs_forever.py"],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                "test_hangs_forever.py",
+            ],
             cwd=tmp_path,
             env=env,
             capture_stdout=True,

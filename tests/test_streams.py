@@ -25,7 +25,9 @@ async def test_stream_from_async_generator(spawn_backend: str, subint_config: st
                 assert [v async for v in stream] == list(range(50))
 
 
-async def test_stream_closed_early_stops_the_generator(spawn_backend: str, subint_config: str) -> None:
+async def test_stream_closed_early_stops_the_generator(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await worker(an)
@@ -49,7 +51,12 @@ async def test_stream_closed_early_stops_the_generator(spawn_backend: str, subin
     ids=["raises", "yields-unsendable"],
 )
 async def test_generator_error_arrives_after_the_items_sent_before_it(
-    spawn_backend: str, subint_config: str, generator: object, n: int, complaint: str, remote_type: str
+    spawn_backend: str,
+    subint_config: str,
+    generator: object,
+    n: int,
+    complaint: str,
+    remote_type: str,
 ) -> None:
     received: list[int] = []
     with trio.fail_after(BOUND):
@@ -79,7 +86,9 @@ async def test_an_unsendable_item_fails_its_own_send_and_the_stream_lives(
             assert await ctx.wait_for_result() == 2
 
 
-async def test_parent_cancelling_a_stream_ends_both_sides(spawn_backend: str, subint_config: str) -> None:
+async def test_parent_cancelling_a_stream_ends_both_sides(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await worker(an)
@@ -112,12 +121,16 @@ async def test_context_started_value_and_result(spawn_backend: str, subint_confi
 
 
 @pytest.mark.parametrize("before_started", [True, False])
-async def test_context_error_reaches_the_parent(spawn_backend: str, subint_config: str, before_started: bool) -> None:
+async def test_context_error_reaches_the_parent(
+    spawn_backend: str, subint_config: str, before_started: bool
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await worker(an)
             with pytest.raises(RemoteActorError, match="failed (before|after) started") as caught:
-                async with portal.open_context(ss.failing_context, before_started=before_started) as (ctx, _):
+                async with portal.open_context(
+                    ss.failing_context, before_started=before_started
+                ) as (ctx, _):
                     await ctx.wait_for_result()
             assert not isinstance(caught.value, ContextCancelled)
             assert await portal.run(ss.not_a_generator) == 1
@@ -134,7 +147,9 @@ async def test_actor_cancelling_the_context_raises_context_cancelled_in_the_pare
                     await ctx.wait_for_result()
 
 
-async def test_parent_cancelling_the_context_exits_cleanly(spawn_backend: str, subint_config: str) -> None:
+async def test_parent_cancelling_the_context_exits_cleanly(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await worker(an)
@@ -183,7 +198,9 @@ async def test_cancel_actor_under_an_open_context_raises_context_cancelled(
     assert "portal.cancel_actor()" in caught.value.remote_message
 
 
-async def test_parent_scope_cancel_mid_context_cancels_the_actor_side(spawn_backend: str, subint_config: str) -> None:
+async def test_parent_scope_cancel_mid_context_cancels_the_actor_side(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(BOUND):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             portal = await worker(an)
@@ -236,7 +253,9 @@ async def test_slow_receiver_bounds_the_buffer(spawn_backend: str, subint_config
     assert most_buffered <= WINDOW
 
 
-async def test_an_unread_stream_does_not_block_other_calls(spawn_backend: str, subint_config: str) -> None:
+async def test_an_unread_stream_does_not_block_other_calls(
+    spawn_backend: str, subint_config: str
+) -> None:
     from subint_spawn._core._context import WINDOW
 
     with trio.fail_after(BOUND):
@@ -250,7 +269,9 @@ async def test_an_unread_stream_does_not_block_other_calls(spawn_backend: str, s
                     await ctx.cancel()
 
 
-async def test_sender_waiting_for_credit_fails_when_the_peer_returns(spawn_backend: str, subint_config: str) -> None:
+async def test_sender_waiting_for_credit_fails_when_the_peer_returns(
+    spawn_backend: str, subint_config: str
+) -> None:
     from subint_spawn._core._context import WINDOW
 
     with trio.fail_after(BOUND):

@@ -19,7 +19,9 @@ async def test_the_block_does_not_wait_for_the_interpreter_destroy(subint_config
     try:
         with trio.fail_after(BOUND):
             async with subint_spawn.open_nursery(backend="subint", config=subint_config) as an:  # type: ignore[arg-type]
-                portal = await an.run_in_actor(teardown_samples.block_destroy_until, release_fd=release_read)
+                portal = await an.run_in_actor(
+                    teardown_samples.block_destroy_until, release_fd=release_read
+                )
                 assert await portal.wait_for_result() == "registered"
             # The actor's destroy is stuck in its atexit hook, and the block returned anyway.
             assert census().interpreters == 0
@@ -38,7 +40,9 @@ def test_pending_destroys_are_finished_before_trio_run_returns() -> None:
     async def main() -> None:
         with trio.fail_after(BOUND):
             async with subint_spawn.open_nursery(backend="subint") as an:
-                portal = await an.run_in_actor(teardown_samples.block_destroy_until, release_fd=release_read)
+                portal = await an.run_in_actor(
+                    teardown_samples.block_destroy_until, release_fd=release_read
+                )
                 await portal.wait_for_result()
             assert census().destroying == 1
             os.write(release_write, b"x")  # released, but nobody in this run waits for it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _interpreters
+
 import pytest
 import trio
 
@@ -27,7 +28,9 @@ async def wait_gone(pids: list[int]) -> None:
         await trio.sleep(0.01)
 
 
-async def test_error_at_a_leaf_reaches_the_root_naming_each_hop(spawn_backend: str, subint_config: str) -> None:
+async def test_error_at_a_leaf_reaches_the_root_naming_each_hop(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(30):
         with pytest.raises(RemoteActorError) as caught:
             async with open_test_nursery(spawn_backend, subint_config) as an:
@@ -39,7 +42,9 @@ async def test_error_at_a_leaf_reaches_the_root_naming_each_hop(spawn_backend: s
     assert "mid -> leaf" in str(error) and "in leaf_fail" in error.remote_traceback
 
 
-async def test_cancel_at_the_root_cascades_down_the_tree(spawn_backend: str, subint_config: str) -> None:
+async def test_cancel_at_the_root_cascades_down_the_tree(
+    spawn_backend: str, subint_config: str
+) -> None:
     interpreters_before = {entry[0] for entry in _interpreters.list_all()}
     with trio.fail_after(30):
         async with open_test_nursery(spawn_backend, subint_config) as an:
@@ -58,13 +63,18 @@ async def test_cancel_at_the_root_cascades_down_the_tree(spawn_backend: str, sub
             await wait_gone(leaf_pids)
 
 
-async def test_hard_killed_mid_level_actor_leaves_no_orphans(spawn_backend: str, subint_config: str) -> None:
+async def test_hard_killed_mid_level_actor_leaves_no_orphans(
+    spawn_backend: str, subint_config: str
+) -> None:
     interpreters_before = {entry[0] for entry in _interpreters.list_all()}
     with trio.fail_after(30):
         async with open_test_nursery(spawn_backend, subint_config) as an:
             mid = await an.start_actor("mid", enable_modules=["tests.tree_samples"])
             with pytest.raises(ContextCancelled):  # its parent stopped it under the context
-                async with mid.open_context(ts.mid_stuck_with_stuck_leaves, leaves=2) as (_ctx, pids):
+                async with mid.open_context(ts.mid_stuck_with_stuck_leaves, leaves=2) as (
+                    _ctx,
+                    pids,
+                ):
                     leaf_pids = pids
                     await mid.cancel_actor()  # the mid ignores IPC: hard kill
     # Who reaps the leaves: the mid's guest, after its trio loop died (subint); the kernel,
@@ -82,9 +92,14 @@ async def test_hard_killed_actor_leaves_no_idle_warm_interpreters(subint_config:
         async with open_test_nursery("subint", subint_config) as an:
             mid = await an.start_actor("mid", enable_modules=["tests.tree_samples"])
             with pytest.raises(ContextCancelled):  # its parent stopped it under the context
-                async with mid.open_context(ts.mid_stuck_with_a_warm_pool, warm=2, config=subint_config):
+                async with mid.open_context(
+                    ts.mid_stuck_with_a_warm_pool, warm=2, config=subint_config
+                ):
                     # The mid and its two idle warm interpreters.
-                    assert len({entry[0] for entry in _interpreters.list_all()} - interpreters_before) == 3
+                    assert (
+                        len({entry[0] for entry in _interpreters.list_all()} - interpreters_before)
+                        == 3
+                    )
                     await mid.cancel_actor()  # the mid ignores IPC: hard kill
     # The mid's guest destroyed the idle ones after its trio loop died under the kill.
     await drain_destroys()
@@ -92,10 +107,15 @@ async def test_hard_killed_actor_leaves_no_idle_warm_interpreters(subint_config:
 
 
 @pytest.mark.timeout(240)
-async def test_100_actors_in_one_tree_each_streaming_to_the_root(spawn_backend: str, subint_config: str) -> None:
+async def test_100_actors_in_one_tree_each_streaming_to_the_root(
+    spawn_backend: str, subint_config: str
+) -> None:
     totals: dict[str, int] = {}
     with trio.fail_after(200):
-        async with open_test_nursery(spawn_backend, subint_config) as an, trio.open_nursery() as streams:
+        async with (
+            open_test_nursery(spawn_backend, subint_config) as an,
+            trio.open_nursery() as streams,
+        ):
 
             async def consume(portal: subint_spawn.Portal, name: str) -> None:
                 async with portal.open_stream_from(ts.stream_numbers, n=100) as stream:

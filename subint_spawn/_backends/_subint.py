@@ -25,7 +25,9 @@ ACTOR_KILL_POLICY = _driver.KillPolicy(grace=0.05, kill_bound=1.0)
 
 
 class SubintActor:
-    def __init__(self, name: str, interp: _driver.Subinterpreter, channel: Channel, child_end: socket.socket) -> None:
+    def __init__(
+        self, name: str, interp: _driver.Subinterpreter, channel: Channel, child_end: socket.socket
+    ) -> None:
         self.name = name
         self.interp = interp
         self.channel = channel
@@ -107,7 +109,11 @@ async def _interpreter_for(name: str, config: Config) -> _driver.Subinterpreter:
     policy, guard, defer = ACTOR_KILL_POLICY, True, True
     interp = _pool.take(config, name=name, policy=policy, guard_process=guard, defer_destroy=defer)
     if interp is None:
-        interp = await _pool.boot(config, name=name, policy=policy, guard_process=guard, defer_destroy=defer)
+        interp = await _pool.boot(
+            config, name=name, policy=policy, guard_process=guard, defer_destroy=defer
+        )
     if interp is None:
-        interp = await _driver.boot(config, name=name, policy=policy, guard_process=guard, defer_destroy=defer)
+        interp = await _driver.boot(
+            config, name=name, policy=policy, guard_process=guard, defer_destroy=defer
+        )
     return interp

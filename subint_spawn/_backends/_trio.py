@@ -36,7 +36,9 @@ REAP_BOUND = 5.0
 
 
 class ProcessActor:
-    def __init__(self, name: str, process: trio.Process, channel: Channel, dumps: ControlLink) -> None:
+    def __init__(
+        self, name: str, process: trio.Process, channel: Channel, dumps: ControlLink
+    ) -> None:
         self.name = name
         self.process = process
         self.channel = channel
@@ -81,7 +83,11 @@ class ProcessActor:
         code = self.process.returncode
         if self._killed or code == 0:
             return None
-        how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+        how = (
+            f"killed by signal {signal.Signals(-code).name}"
+            if code < 0
+            else f"exited with status {code}"
+        )
         return RemoteActorError("ProcessExited", f"actor process {how}", "", where=self.name)
 
 

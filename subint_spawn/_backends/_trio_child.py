@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 import os
 import sys
+from functools import partial
 
 from .._core._names import DUMP_FD_ENV, LOG_LEVEL_ENV, PARENT_PID_ENV, PATH_ENV
 
@@ -92,7 +92,9 @@ def _answer_stack_dumps() -> None:
     from .._core._stacks import serve_dumps
 
     sock = socket.socket(fileno=fd)
-    threading.Thread(target=serve_dumps, args=(sock,), name="stack-dump-server", daemon=True).start()
+    threading.Thread(
+        target=serve_dumps, args=(sock,), name="stack-dump-server", daemon=True
+    ).start()
 
 
 if __name__ == "__main__":

@@ -169,7 +169,9 @@ async def _path_actor_error(backend: str, config: str) -> None:
     try:
         async with _nursery(backend, config) as an:
             await _start(an)
-            failing = await an.run_in_actor(fail, name="failing", enable_modules=[MODULE], message="on purpose")
+            failing = await an.run_in_actor(
+                fail, name="failing", enable_modules=[MODULE], message="on purpose"
+            )
             await failing.wait_for_result()
     except (BaseExceptionGroup, subint_spawn.RemoteActorError) as raised:
         errors = _leaves(raised) if isinstance(raised, BaseExceptionGroup) else [raised]
@@ -369,7 +371,7 @@ def rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
+    except OSError, ValueError, IndexError:
         return 0
 
 
@@ -410,13 +412,20 @@ class _Soak:
                 await _RUNNERS[path](backend, config)
         except trio.TooSlowError:
             error = f"ran past its {self.settings.cycle_timeout} s bound"
-        except Exception as exc:  # noqa: BLE001 -- a failed cycle is reported, the soak goes on
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         took = time.perf_counter() - began
         self.record(index, path, label, took, error, rss_bytes() - rss_before, measured)
 
     def record(
-        self, index: int, path: str, label: str, took: float, error: str | None, rss_change: int, measured: bool
+        self,
+        index: int,
+        path: str,
+        label: str,
+        took: float,
+        error: str | None,
+        rss_change: int,
+        measured: bool,
     ) -> None:
         stats = self.report.paths.setdefault(path, PathStats())
         stats.cycles += 1
@@ -485,7 +494,9 @@ async def run_soak(settings: SoakSettings) -> SoakReport:
     # Blocking, not in a worker thread: a busy worker would count as a leaked thread itself.
     report.leak_details = leaks_since(before, LEAK_SETTLE)
     after = snapshot()
-    report.leaked_threads = max(0, after.os_threads - before.os_threads) if report.leak_details else 0
+    report.leaked_threads = (
+        max(0, after.os_threads - before.os_threads) if report.leak_details else 0
+    )
     report.leaked_interpreters = len(after.interpreters - before.interpreters)
     report.leaked_fds = len(after.fds - before.fds)
     return report
@@ -508,7 +519,9 @@ def render(report: SoakReport) -> str:
     for path in settings["paths"]:
         stats = report.paths.get(path, PathStats())
         mean = stats.seconds / stats.cycles * 1e3 if stats.cycles else 0.0
-        lines.append(f"{path:<22}{stats.cycles:>8}{stats.failed:>8}{mean:>10.1f}{stats.slowest * 1e3:>10.1f}")
+        lines.append(
+            f"{path:<22}{stats.cycles:>8}{stats.failed:>8}{mean:>10.1f}{stats.slowest * 1e3:>10.1f}"
+        )
     lines.append(f"{'total':<22}{report.cycles:>8}{report.failed:>8}   in {report.seconds:.1f} s")
     lines.append("")
     leaks = (

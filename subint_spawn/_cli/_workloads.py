@@ -64,7 +64,6 @@ def interpreter_id() -> int:
     return int(_interpreters.get_current()[0])
 
 
-
 async def count_up(n: int) -> AsyncIterator[int]:
     """Yield 0..n-1 as fast as the stream takes them: one-way stream throughput."""
     for i in range(n):

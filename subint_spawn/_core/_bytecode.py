@@ -49,7 +49,7 @@ def _usable_bytecode(source: str | os.PathLike[str]) -> bool:
         with open(cached, "rb") as pyc:
             header = pyc.read(16)
         stat = os.stat(source)
-    except (OSError, NotImplementedError, ValueError):
+    except OSError, NotImplementedError, ValueError:
         return False
     if len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER:
         return False
@@ -117,7 +117,9 @@ def warn_once_if_uncompiled() -> None:
 def _internal_dirs() -> tuple[str, ...]:
     import trio
 
-    return tuple(str(Path(module.__file__).parent) for module in (trio, sys.modules["subint_spawn"]))
+    return tuple(
+        str(Path(module.__file__).parent) for module in (trio, sys.modules["subint_spawn"])
+    )
 
 
 # -- the compile command ---------------------------------------------------------------------

@@ -62,6 +62,7 @@ class KilledByWatchdog(BaseException):
     rather than report it as a call's error) knows it by class, not by name.
     """
 
+
 _REQUEST = struct.Struct(">II")  # request id, budget in ms (after the DUMP tag)
 _REPLY = struct.Struct(">IB")  # request id, 1 if this is the last chunk (after the DUMP_REPLY tag)
 _CHUNK = 32 * 1024  # well below the socket's send buffer (~208 KiB), so one always fits
@@ -168,7 +169,7 @@ class ControlLink:
         while not (self._closed or self._eof):
             try:
                 record = self._sock.recv(_MAX_RECORD)
-            except (BlockingIOError, InterruptedError):
+            except BlockingIOError, InterruptedError:
                 return
             except OSError:
                 self._eof = True
@@ -215,7 +216,7 @@ def send_record(sock: socket.socket, record: bytes, deadline: float) -> bool:
         try:
             sock.send(record, socket.MSG_DONTWAIT)
             return True
-        except (BlockingIOError, InterruptedError):
+        except BlockingIOError, InterruptedError:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -233,7 +234,9 @@ def send_dump_reply(sock: socket.socket, request_id: int, text: str, deadline: f
     offsets = range(0, max(len(data), 1), _CHUNK)
     for offset in offsets:
         last = offset + _CHUNK >= len(data)
-        record = DUMP_REPLY + _REPLY.pack(request_id, 1 if last else 0) + data[offset : offset + _CHUNK]
+        record = (
+            DUMP_REPLY + _REPLY.pack(request_id, 1 if last else 0) + data[offset : offset + _CHUNK]
+        )
         if not send_record(sock, record, deadline):
             return False
     return True

@@ -53,7 +53,9 @@ def current_config() -> Config:
 
 
 @contextmanager
-def spawn_defaults(*, backend: BackendName | None = None, config: Config | None = None) -> Iterator[None]:
+def spawn_defaults(
+    *, backend: BackendName | None = None, config: Config | None = None
+) -> Iterator[None]:
     """Use ``backend`` and/or ``config`` as the defaults inside the block, then restore."""
     tokens = []
     try:

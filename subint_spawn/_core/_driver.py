@@ -34,6 +34,7 @@ Why each piece is the way it is:
 
 from __future__ import annotations
 
+import _interpreters
 import atexit
 import collections
 import logging
@@ -48,10 +49,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import _interpreters
 import trio
 
-from .._exceptions import AbandonedInterpreterWarning, BootstrapError, InterpreterKilled, RemoteError
+from .._exceptions import (
+    AbandonedInterpreterWarning,
+    BootstrapError,
+    InterpreterKilled,
+    RemoteError,
+)
 from . import _guest
 from ._census import REGISTRY, AbandonedInterpreter, now
 from ._control import CANCEL, KILL, ControlLink, control_socketpair
@@ -306,7 +311,11 @@ class Subinterpreter:
         return "exited"
 
     def _abandon(
-        self, reason: str, *, thread_stuck: bool = True, fate: str = "It is destroyed if its thread ever returns"
+        self,
+        reason: str,
+        *,
+        thread_stuck: bool = True,
+        fate: str = "It is destroyed if its thread ever returns",
     ) -> bool:
         """Give up on this interpreter: record it, warn loudly, never block.
 
@@ -356,12 +365,16 @@ class Subinterpreter:
             thread_stuck=False,
             fate="A daemon thread destroys it once those threads end",
         )
-        threading.Thread(target=self._destroy, name=f"subint-late-destroy-{self.id}", daemon=True).start()
+        threading.Thread(
+            target=self._destroy, name=f"subint-late-destroy-{self.id}", daemon=True
+        ).start()
 
     def _safe_to_destroy(self) -> bool:
         leftovers = self._outcome.leftover_threads if self._outcome is not None else ()
         if leftovers:
-            described = ", ".join(f"{name!r}{' (daemon)' if daemon else ''}" for name, daemon in leftovers)
+            described = ", ".join(
+                f"{name!r}{' (daemon)' if daemon else ''}" for name, daemon in leftovers
+            )
             log.warning("actor interpreter %d left threads running: %s", self.id, described)
         return not any(not daemon for _, daemon in leftovers)
 
@@ -388,7 +401,9 @@ class Subinterpreter:
             return
         runner = self._runner
         if runner is not None:
-            if runner.is_alive() and self._abandon("orphaned by its parent's exit and stuck (in C?)"):
+            if runner.is_alive() and self._abandon(
+                "orphaned by its parent's exit and stuck (in C?)"
+            ):
                 return
             runner.join(self.policy.join_bound)
         self._reaped = True
@@ -409,7 +424,10 @@ class Subinterpreter:
             raise failure
         if failure is not None:
             raise BootstrapError(
-                type(failure).__qualname__, f"could not run anything in the interpreter: {failure}", "", where=where
+                type(failure).__qualname__,
+                f"could not run anything in the interpreter: {failure}",
+                "",
+                where=where,
             ) from failure
         outcome = self._outcome
         assert outcome is not None
@@ -426,7 +444,9 @@ def _excinfo_error(excinfo: Any, context: str) -> BootstrapError:
     return BootstrapError(excinfo.type.__qualname__, f"{context}: {excinfo.msg}", text)
 
 
-def _report_abandoned(interpreter_id: int, thread_name: str, config: str, reason: str, fate: str) -> None:
+def _report_abandoned(
+    interpreter_id: int, thread_name: str, config: str, reason: str, fate: str
+) -> None:
     REGISTRY.abandoned(AbandonedInterpreter(interpreter_id, thread_name, config, reason, now()))
     message = (
         f"abandoned subinterpreter {interpreter_id} ({config}) and its thread "
@@ -440,7 +460,9 @@ async def _destroy_off_loop(interp: Subinterpreter) -> None:
     """Destroy on a fresh thread (finalizing runs the interpreter's own code: ``atexit``,
     ``__del__``), shielded and bounded: past :data:`DESTROY_BOUND` the thread finishes it alone."""
     destroyed = trio.Event()
-    thread = DedicatedThread(interp._destroy, name=f"subint-destroy-{interp.id}", on_done=destroyed.set, orphaned=_noop)
+    thread = DedicatedThread(
+        interp._destroy, name=f"subint-destroy-{interp.id}", on_done=destroyed.set, orphaned=_noop
+    )
     with trio.CancelScope(shield=True):
         thread.start()
         with trio.move_on_after(DESTROY_BOUND):
@@ -642,7 +664,7 @@ def reap_orphans_blocking() -> None:
 def dump_targets() -> list[DumpTarget]:
     """This interpreter's subinterpreters whose function is running (abandoned ones included)."""
     targets = []
-    for interp in sorted(list(_LIVE), key=lambda i: i.id):
+    for interp in sorted(_LIVE, key=lambda i: i.id):
         runner, link = interp._runner, interp._link
         if runner is None or link is None or not runner.is_alive():
             continue
@@ -662,9 +684,11 @@ def _destroy_finished_at_exit() -> None:
     with background destroys pending).  Running or abandoned ones are left to CPython."""
     for interp in list(_LIVE):
         runner = interp._runner
-        if runner is None or (runner.finished and not runner.abandoned and not runner.is_alive()):
-            if interp._safe_to_destroy():
-                interp._destroy()
+        finished = runner is None or (
+            runner.finished and not runner.abandoned and not runner.is_alive()
+        )
+        if finished and interp._safe_to_destroy():
+            interp._destroy()
 
 
 register_dump_source(dump_targets)
@@ -675,7 +699,9 @@ atexit.register(_destroy_finished_at_exit)
 # -- booting -----------------------------------------------------------------------------------
 
 
-def _boot_blocking(config: Config, modules: tuple[str, ...], parent_path: tuple[str, ...], background: bool) -> int:
+def _boot_blocking(
+    config: Config, modules: tuple[str, ...], parent_path: tuple[str, ...], background: bool
+) -> int:
     """Create an interpreter, set its path and import ``modules``; on failure destroy it, raise."""
     if background:
         _lower_priority(config)
@@ -687,7 +713,9 @@ def _boot_blocking(config: Config, modules: tuple[str, ...], parent_path: tuple[
             excinfo = _interpreters.exec(interpreter_id, _IMPORT, {"_modules": modules})
         if excinfo is not None:
             doing = f"importing {', '.join(modules)}" if modules else "setting sys.path"
-            error = _excinfo_error(excinfo, f"could not boot a subinterpreter ({config}): {doing} failed")
+            error = _excinfo_error(
+                excinfo, f"could not boot a subinterpreter ({config}): {doing} failed"
+            )
             error.where = f"{config} subinterpreter {interpreter_id} (booting)"
             raise error
     except BaseException:
@@ -755,27 +783,40 @@ async def boot(
         for interpreter_id in booted:
             _destroy_id(interpreter_id)
 
-    thread = DedicatedThread(run, name=f"subint-boot-{checked}", on_done=done.set, orphaned=orphaned)
+    thread = DedicatedThread(
+        run, name=f"subint-boot-{checked}", on_done=done.set, orphaned=orphaned
+    )
     with trio.CancelScope(shield=True):
         thread.start()
         with trio.move_on_after(BOOT_BOUND):
             await done.wait()
         if not done.is_set() and thread.give_up():
             reason = f"booting took longer than {BOOT_BOUND} s"
-            _report_abandoned(-1, thread.name, checked, reason, "It is destroyed if its thread ever returns")
-            raise BootstrapError("TimeoutError", reason, "", where=f"{checked} subinterpreter (booting)")
+            _report_abandoned(
+                -1, thread.name, checked, reason, "It is destroyed if its thread ever returns"
+            )
+            raise BootstrapError(
+                "TimeoutError", reason, "", where=f"{checked} subinterpreter (booting)"
+            )
         await done.wait()  # finished in the last instant: the signal is queued
         if failed:
             raise failed[0]
         # Owned (and so reaped by the orphan reaper) before anything else can happen.
         interp = Subinterpreter(
-            booted[0], checked, name=name, policy=policy, guard_process=guard_process, defer_destroy=defer_destroy
+            booted[0],
+            checked,
+            name=name,
+            policy=policy,
+            guard_process=guard_process,
+            defer_destroy=defer_destroy,
         )
         await trio.to_thread.run_sync(thread.join, 1.0)
     return interp
 
 
-async def create(config: Config = "isolated", *, name: str = "", policy: KillPolicy | None = None) -> Subinterpreter:
+async def create(
+    config: Config = "isolated", *, name: str = "", policy: KillPolicy | None = None
+) -> Subinterpreter:
     """A fresh interpreter, created off the trio loop; the caller must :meth:`~Subinterpreter.aclose` it."""
     return await boot(config, name=name or "interp", policy=policy)
 

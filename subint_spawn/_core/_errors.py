@@ -18,13 +18,12 @@ from __future__ import annotations
 import io
 import pickle
 import traceback
-from typing import Any, TypeVar
+from typing import Any
 
 from .._exceptions import RemoteActorError, RemoteError
 
 __all__ = ["PICKLE_LIMIT", "TEXT_LIMIT", "ErrorInfo", "describe", "rebuild", "sendable_text"]
 
-E = TypeVar("E", bound=RemoteError)
 
 ErrorInfo = list[Any]
 
@@ -38,7 +37,9 @@ PICKLE_LIMIT = 8 * 1024 * 1024
 def describe(exc: BaseException, where: str, *, with_pickle: bool) -> ErrorInfo:
     """Describe ``exc`` for the other side; the pickled object only for in-process channels."""
     cls = type(exc)
-    type_name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    type_name = (
+        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
     deeper = _lone_remote_error(exc)
     if deeper is not None:
         # It came from deeper in the tree: keep its origin, prefix this hop.
@@ -52,7 +53,13 @@ def describe(exc: BaseException, where: str, *, with_pickle: bool) -> ErrorInfo:
     pickled: bytes | str | None = None
     if with_pickle:
         pickled = _pickle_exception(exc)
-    return [sendable_text(type_name), sendable_text(message), sendable_text(text), sendable_text(where), pickled]
+    return [
+        sendable_text(type_name),
+        sendable_text(message),
+        sendable_text(text),
+        sendable_text(where),
+        pickled,
+    ]
 
 
 def _pickle_exception(exc: BaseException) -> bytes | str:
@@ -117,7 +124,7 @@ def _lone_remote_error(exc: BaseException) -> RemoteActorError | None:
     return exc if isinstance(exc, RemoteActorError) else None
 
 
-def rebuild(
+def rebuild[E: RemoteError](
     info: ErrorInfo, cls: type[E], *, trusted: bool, where: str | None = None
 ) -> E:
     """The exception of class ``cls`` to raise here for an error the other side described.

@@ -340,7 +340,7 @@ def _env_bytes(value: object, *, name: bool = False) -> bytes | None:
     or holding ``=``."""
     try:
         encoded = os.fsencode(value)  # type: ignore[arg-type]
-    except (TypeError, UnicodeError):
+    except TypeError, UnicodeError:
         return None
     if b"\0" in encoded or (name and (not encoded or b"=" in encoded)):
         return None
@@ -357,7 +357,7 @@ def _libc_getenv() -> Callable[[bytes], bytes | None]:
         function = ctypes.PyDLL(None).getenv
         function.argtypes = [ctypes.c_char_p]
         function.restype = ctypes.c_char_p
-    except (ImportError, OSError, AttributeError):
+    except ImportError, OSError, AttributeError:
         # No ctypes here: the interpreter's own snapshot is the best view left.
         snapshot = os.environb if hasattr(os, "environb") else {}
         return lambda key: snapshot.get(key)  # type: ignore[union-attr]

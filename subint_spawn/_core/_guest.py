@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol
 
 from ._control import (
     CANCEL,
@@ -57,7 +57,6 @@ _NOTICE_BOUND = 1.0
 # exiting watchdog stops waiting for it.
 _DUMP_HELPER_SLACK = 2.0
 
-F = TypeVar("F", bound=Callable[..., Any])
 Status = Literal["ok", "error", "cancelled", "killed"]
 
 
@@ -143,12 +142,18 @@ class _Guard:
     def _obey(self, command: bytes) -> None:
         if command == CANCEL:
             self.cancel_requested = True
-            state = self.trio_state  # read after the store above: see trio_root
+            state = self.trio_state  # read after the store above: see announce
             if state is not None:
                 _cancel_via_token(*state)
         elif command == KILL:
             self.kill_requested = True
             _set_async_exc(self.runner_ident, KilledByWatchdog)
+            state = self.trio_state
+            if state is not None:
+                # An injected exception lands only when the runner runs bytecode; a trio loop
+                # with nothing to do waits in epoll (in C) until its next deadline, and would
+                # be abandoned as stuck though it is not.  A no-op through its token wakes it.
+                _wake_via_token(state[0])
 
     def _start_dump(self, record: bytes) -> None:
         request = parse_dump_request(record)
@@ -156,7 +161,9 @@ class _Guard:
             return
         request_id, budget = request
         self._dumpers = [(t, done_by) for t, done_by in self._dumpers if t.is_alive()]
-        dumper = threading.Thread(target=self._dump, args=(request_id, budget), name="subint-stack-dump")
+        dumper = threading.Thread(
+            target=self._dump, args=(request_id, budget), name="subint-stack-dump"
+        )
         self._dumpers.append((dumper, time.monotonic() + budget + _DUMP_HELPER_SLACK))
         dumper.start()
 
@@ -174,18 +181,26 @@ class _Guard:
 
     # -- runner thread -----------------------------------------------------------------------
 
-    async def trio_root(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    async def trio_root(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         import trio
 
         with trio.CancelScope() as scope:
-            # Store, then load; the watchdog stores cancel_requested, then loads trio_state.
-            # Both threads run under this interpreter's GIL, so at least one of them sees the
-            # other's store and the cancel is never lost (both acting is harmless).
-            self.trio_state = (trio.lowlevel.current_trio_token(), scope)
-            if self.cancel_requested:  # the CANCEL arrived before trio was up
-                scope.cancel()
+            self.announce(trio.lowlevel.current_trio_token(), scope)
             return await fn(*args, **kwargs)
         return None
+
+    def announce(self, token: Any, target: CancelTarget) -> None:
+        """The guest's trio loop is up: CANCEL now calls ``target.cancel()`` through ``token``.
+
+        Store, then load; the watchdog stores ``cancel_requested``, then loads ``trio_state``.
+        Both threads run under this interpreter's GIL, so at least one of them sees the other's
+        store and the cancel is never lost (both acting is harmless).
+        """
+        self.trio_state = (token, target)
+        if self.cancel_requested:  # the CANCEL arrived before trio was up
+            target.cancel()
 
     def disarm(self) -> None:
         """Stop the watchdog; once this returns, no injected exception can land any more.
@@ -210,13 +225,65 @@ class _Guard:
         self.control.close()
 
 
-def _cancel_via_token(token: Any, scope: Any) -> None:
+def _cancel_via_token(token: Any, target: CancelTarget) -> None:
     import trio
 
     try:
-        token.run_sync_soon(scope.cancel)
+        token.run_sync_soon(target.cancel)
     except trio.RunFinishedError:
         pass  # the guest's trio loop already ended: nothing left to cancel
+
+
+def _wake_via_token(token: Any) -> None:
+    import trio
+
+    try:
+        token.run_sync_soon(_noop)
+    except trio.RunFinishedError, OSError:
+        pass  # the loop is gone (or died): nothing left to wake
+
+
+def _noop() -> None:
+    return None
+
+
+class CancelTarget(Protocol):
+    """What the driver's cooperative cancel cancels: a trio cancel scope, or a stand-in that
+    runs a runtime's own cancel (see :func:`announce_trio_loop`).  ``cancelled_caught`` is read
+    once the function has returned: true if it ended because it was asked to."""
+
+    def cancel(self) -> None: ...
+
+    @property
+    def cancelled_caught(self) -> bool: ...
+
+
+#: The guard of the function this interpreter's guest runs (one per interpreter).
+_current: _Guard | None = None
+
+
+def announce_trio_loop(target: CancelTarget) -> bool:
+    """For guest code that runs its own trio loop: the driver's cooperative cancel (and the
+    kill's wake-up) now reach this loop, and call ``target.cancel()`` in it.
+
+    Call it from inside that loop, on the thread the guest function was started on.  A plain
+    loop can pass a cancel scope around its work (that is what :func:`runs_trio` does); a
+    runtime with its own notion of stopping passes something whose ``cancel()`` starts that.
+    False when this is not a guest of the driver (nothing to announce to).
+    """
+    import trio
+
+    guard = _current
+    if guard is None or threading.get_ident() != guard.runner_ident:
+        return False
+    guard.announce(trio.lowlevel.current_trio_token(), target)
+    return True
+
+
+def kill_requested() -> bool:
+    """The driver has gone on to injecting exceptions into this guest (its cooperative step
+    was not honoured in time): a ``CancelTarget`` may choose to do nothing more then."""
+    return _current is not None and _current.kill_requested
 
 
 def _contains(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -262,7 +329,7 @@ def at_guest_exit(hook: Callable[[], object]) -> None:
         _EXIT_HOOKS.append(hook)
 
 
-def runs_trio(fn: F) -> F:
+def runs_trio[F: Callable[..., Any]](fn: F) -> F:
     """Mark a *synchronous* guest function that calls ``trio.run`` itself.
 
     The driver's cooperative cancel reaches a guest's root trio cancel scope.  For an ``async
@@ -312,7 +379,9 @@ def _join_leftover_threads(guard: _Guard) -> tuple[tuple[str, bool], ...]:
     return tuple((t.name, t.daemon) for t in others if t.is_alive())
 
 
-def run_guarded(control_fd: int, fn_ref: tuple[str, str], arguments: bytes, guard_label: str | None) -> Outcome:
+def run_guarded(
+    control_fd: int, fn_ref: tuple[str, str], arguments: bytes, guard_label: str | None
+) -> Outcome:
     """Run the function named ``fn_ref`` in this interpreter under a watchdog.
 
     ``arguments`` is ``pickle.dumps((args, kwargs))``, loaded here rather than by
@@ -328,7 +397,8 @@ def run_guarded(control_fd: int, fn_ref: tuple[str, str], arguments: bytes, guar
         from ._guards import install_process_guards
 
         install_process_guards(guard_label)
-    guard = _Guard(control_fd)
+    global _current
+    guard = _current = _Guard(control_fd)
     guard.watchdog.start()
     outcome: Outcome
     fn: Any = fn_ref

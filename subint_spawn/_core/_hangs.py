@@ -77,7 +77,9 @@ class _ActorStackTimer:
 
 
 @contextmanager
-def dump_on_hang(seconds: float, path: str | os.PathLike[str], *, actor_stacks: bool = True) -> Iterator[Path]:
+def dump_on_hang(
+    seconds: float, path: str | os.PathLike[str], *, actor_stacks: bool = True
+) -> Iterator[Path]:
     """If the block is still running after ``seconds``, write where everything is stuck.
 
     ``path`` gets every thread of this interpreter (faulthandler, so even a wedged process
@@ -135,7 +137,9 @@ class StackDumpSignal:
             # The write end is non-blocking so that a full pipe can only cut faulthandler's
             # (discarded) text short, never block the signal handler.
             os.set_blocking(fd, False)
-        self._thread = threading.Thread(target=self._serve, name="subint-stack-dump-signal", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, name="subint-stack-dump-signal", daemon=True
+        )
 
     def _install(self) -> None:
         import faulthandler
@@ -160,7 +164,10 @@ class StackDumpSignal:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.uninstall()
 
@@ -214,13 +221,18 @@ def install_stack_dump_signal(
     """
     import _interpreters
 
-    if threading.current_thread() is not threading.main_thread() or _interpreters.get_current()[0] != 0:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or _interpreters.get_current()[0] != 0
+    ):
         raise RuntimeError(
             "install_stack_dump_signal() must be called from the main thread of the main "
             "interpreter, like signal.signal(); inside an actor, call dump_stacks() instead"
         )
     if signum in _installed:
-        raise RuntimeError(f"a stack dump is already installed for signal {signum}; uninstall it first")
+        raise RuntimeError(
+            f"a stack dump is already installed for signal {signum}; uninstall it first"
+        )
     trigger = StackDumpSignal(signum, file)
     _installed[signum] = trigger
     try:
@@ -230,7 +242,12 @@ def install_stack_dump_signal(
 
         faulthandler.unregister(signum)
         del _installed[signum]
-        for fd in (trigger._wake_read, trigger._wake_write, trigger._stop_read, trigger._stop_write):
+        for fd in (
+            trigger._wake_read,
+            trigger._wake_write,
+            trigger._stop_read,
+            trigger._stop_write,
+        ):
             os.close(fd)
         raise
     return trigger

@@ -64,7 +64,9 @@ FORCED_EXIT_STATUS = 130
 SAME_PRESS_WINDOW = 0.2
 
 _FIRST = "subint_spawn: Ctrl-C: stopping {count} actor(s); press Ctrl-C again to exit at once\n"
-_FORCED = "subint_spawn: second Ctrl-C: exiting now (status 130) without waiting for actors to stop\n"
+_FORCED = (
+    "subint_spawn: second Ctrl-C: exiting now (status 130) without waiting for actors to stop\n"
+)
 
 
 @dataclass(eq=False)
@@ -125,7 +127,10 @@ def _write_stderr(text: str) -> None:
 
 
 def _in_main_thread_of_main_interpreter() -> bool:
-    return _interpreters.get_current()[0] == 0 and threading.current_thread() is threading.main_thread()
+    return (
+        _interpreters.get_current()[0] == 0
+        and threading.current_thread() is threading.main_thread()
+    )
 
 
 def _is_ours_to_replace(handler: Any) -> bool:

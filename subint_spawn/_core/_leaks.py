@@ -8,12 +8,11 @@ belong to trio's process-wide cache and idle out by themselves.
 
 from __future__ import annotations
 
+import _interpreters
 import os
 import threading
 import time
 from dataclasses import dataclass, field
-
-import _interpreters
 
 from ._trio_private import idle_worker_count
 

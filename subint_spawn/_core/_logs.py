@@ -62,7 +62,9 @@ class ForwardingHandler(logging.Handler):
         if message is None:
             message = record.getMessage()
         if self.dropped:
-            message = f"{message} ({self.dropped} earlier record(s) dropped: the parent was not reading)"
+            message = (
+                f"{message} ({self.dropped} earlier record(s) dropped: the parent was not reading)"
+            )
         exc_text = record.exc_text
         if exc_text is None and record.exc_info:
             exc_text = _FORMATTER.formatException(record.exc_info)

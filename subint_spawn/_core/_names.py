@@ -45,7 +45,9 @@ PARENT_PID_ENV = "SUBINT_SPAWN_PARENT_PID"
 def check_backend(name: object) -> BackendName:
     """``name`` if it is a spawn backend, else ``ValueError`` listing the choices."""
     if name not in BACKENDS:
-        raise ValueError(f"unknown spawn backend {name!r}: use one of {', '.join(map(repr, BACKENDS))}")
+        raise ValueError(
+            f"unknown spawn backend {name!r}: use one of {', '.join(map(repr, BACKENDS))}"
+        )
     return name  # type: ignore[return-value]
 
 

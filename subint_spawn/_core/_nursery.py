@@ -201,7 +201,11 @@ class ActorNursery:
             )
         module, qualname = ref_of(fn)
         spec = self._spec(
-            qualname if name is None else name, enable_modules, backend, config, None,
+            qualname if name is None else name,
+            enable_modules,
+            backend,
+            config,
+            None,
             main=(module, qualname, kwargs),
         )
         portal: Portal = await self._tasks.start(self._supervise, _Supervised(spec))

@@ -111,7 +111,13 @@ class _Pool:
 
     def status(self) -> PoolStatus:
         return PoolStatus(
-            self.config, self.level, len(self.idle), self.warming, self.booted, self.taken, self.cold
+            self.config,
+            self.level,
+            len(self.idle),
+            self.warming,
+            self.booted,
+            self.taken,
+            self.cold,
         )
 
     def notify(self) -> None:
@@ -131,7 +137,11 @@ class _Pool:
         while len(self.idle) > self.level:
             self.destroying += 1
             nursery.start_soon(self._destroy_one, self.idle.pop())
-        while self.error is None and self.warming < self.limit and len(self.idle) + self.warming < self.level:
+        while (
+            self.error is None
+            and self.warming < self.limit
+            and len(self.idle) + self.warming < self.level
+        ):
             self.warming += 1
             nursery.start_soon(self._warm_one)
 
@@ -147,7 +157,9 @@ class _Pool:
             async with self.limiter:  # cancelled here (the run is ending): nothing started
                 if self.owner.closed or len(self.idle) >= self.level:
                     return  # no longer wanted while it queued
-                interp = await _driver.boot(self.config, modules=self.modules, name="warm", background=True)
+                interp = await _driver.boot(
+                    self.config, modules=self.modules, name="warm", background=True
+                )
             if self.owner.closed or len(self.idle) >= self.level:
                 await interp.aclose()  # no longer wanted (level lowered meanwhile)
             else:
@@ -225,7 +237,9 @@ def _owner(*, create: bool) -> _Owner | None:
 # -- the API -------------------------------------------------------------------------------------
 
 
-async def prewarm(n: int, config: Config = "isolated", *, modules: Sequence[str] = WARM_UP_MODULES) -> None:
+async def prewarm(
+    n: int, config: Config = "isolated", *, modules: Sequence[str] = WARM_UP_MODULES
+) -> None:
     """Keep ``n`` warm ``config`` interpreters ready for spawns; return once ``n`` are idle.
 
     Boots run in the background on dedicated threads, at most ``BOOT_LIMITS[config]`` at a
@@ -255,7 +269,9 @@ async def prewarm(n: int, config: Config = "isolated", *, modules: Sequence[str]
         # Done when n are idle and nothing is in flight beyond the level (for a lower n: the
         # surplus is destroyed by then).
         await pool.wait_for(
-            lambda: (len(pool.idle) >= n and pool.settled()) or pool.error is not None or owner.closed
+            lambda: (
+                (len(pool.idle) >= n and pool.settled()) or pool.error is not None or owner.closed
+            )
         )
     except BaseException:
         if pool.level == n:
@@ -341,7 +357,9 @@ async def boot(
                 defer_destroy=defer_destroy,
             )
         except Exception as exc:
-            log.debug("cold boot of a %s interpreter failed (%s); booting the plain way", config, exc)
+            log.debug(
+                "cold boot of a %s interpreter failed (%s); booting the plain way", config, exc
+            )
             return None
 
 
@@ -355,7 +373,9 @@ def status(config: Config = "isolated", *, modules: Sequence[str] = WARM_UP_MODU
     return pool.status()
 
 
-def handed_out(config: Config = "isolated", *, modules: Sequence[str] = WARM_UP_MODULES) -> frozenset[int]:
+def handed_out(
+    config: Config = "isolated", *, modules: Sequence[str] = WARM_UP_MODULES
+) -> frozenset[int]:
     """Ids of every interpreter this run's pool has handed to a spawn (for tests)."""
     owner = _owner(create=False)
     pool = None if owner is None else owner.pools.get((check_config(config), tuple(modules)))

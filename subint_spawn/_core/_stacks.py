@@ -57,9 +57,16 @@ def format_threads(labels: dict[int, str] | None = None, skip: Iterable[int] = (
     names = {thread.ident: thread.name for thread in threading.enumerate()}
     names.update(labels or {})
     skipped = set(skip)
-    frames = [(ident, frame) for ident, frame in sys._current_frames().items() if ident not in skipped]
+    frames = [
+        (ident, frame) for ident, frame in sys._current_frames().items() if ident not in skipped
+    ]
     # The thread that runs the program (or the actor) first, then the rest by name.
-    frames.sort(key=lambda item: (names.get(item[0], "?") not in ("MainThread", "runner"), names.get(item[0], "?")))
+    frames.sort(
+        key=lambda item: (
+            names.get(item[0], "?") not in ("MainThread", "runner"),
+            names.get(item[0], "?"),
+        )
+    )
     parts = []
     for ident, frame in frames:
         stack = "".join(traceback.format_stack(frame))
@@ -68,7 +75,9 @@ def format_threads(labels: dict[int, str] | None = None, skip: Iterable[int] = (
 
 
 def _indent(text: str) -> str:
-    return "".join(_INDENT + line if line.strip() else line for line in text.splitlines(keepends=True))
+    return "".join(
+        _INDENT + line if line.strip() else line for line in text.splitlines(keepends=True)
+    )
 
 
 def serve_dumps(sock: socket.socket, *, skip_self: bool = True) -> None:

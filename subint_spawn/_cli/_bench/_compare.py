@@ -85,7 +85,9 @@ async def comparisons(settings: BenchSettings, on_row: OnRow = no_rows) -> list[
     results.append(executor_result)
 
     async def executor_calls() -> None:
-        progress(f"dev: InterpreterPoolExecutor, {settings.batches} batches of {settings.batch_size}")
+        progress(
+            f"dev: InterpreterPoolExecutor, {settings.batches} batches of {settings.batch_size}"
+        )
         # Blocking submit/result calls: on a worker thread, which only waits (the executor runs
         # the interpreter on threads of its own).
         samples = await trio.to_thread.run_sync(_executor_per_call, settings)

@@ -11,6 +11,7 @@ from ._model import DIGITS, TARGETS, BenchSettings, Result, metric_titles
 
 __all__ = ["census_line", "format_table", "row_line", "table_head", "table_tail", "to_json"]
 
+
 def _target_verdict(
     result: Result, metric: str, median: float, settings: BenchSettings
 ) -> tuple[str, bool | None]:
@@ -60,7 +61,9 @@ def row_line(result: Result, name: str, settings: BenchSettings) -> str:
     verdict = "-" if met is None else ("yes" if met else "NO")
     unit = str(s["unit"])
     cells = [_cell(float(s[k]), unit) for k in ("median", "min", "max")]
-    return f"{title} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {s['n']:>4}   {target:<14} {verdict}"
+    return (
+        f"{title} {cells[0]:>10} {cells[1]:>10} {cells[2]:>10} {s['n']:>4}   {target:<14} {verdict}"
+    )
 
 
 def census_line(result: Result) -> str | None:
@@ -83,7 +86,9 @@ def table_tail(results: list[Result], elapsed: float, others: float = 0.0) -> li
         lines.append("trio memory counts each child's whole RSS (shared libraries included).")
     failed = [f"{r.label} {name}" for r in results for name in r.failed]
     if failed:
-        lines.append(f"FAILED rows ({len(failed)}): {', '.join(failed)}; the other rows are complete.")
+        lines.append(
+            f"FAILED rows ({len(failed)}): {', '.join(failed)}; the other rows are complete."
+        )
     lines.append(
         f"total bench time {elapsed:.1f} s; other processes kept {others:.2f} of "
         f"{os.cpu_count()} CPUs busy on average meanwhile"

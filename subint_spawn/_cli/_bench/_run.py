@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import subint_spawn
 
-from ._model import ISOLATED, SCALE, BenchSettings, Metric, Result, metric_titles
 from . import _samples as samples
+from ._model import ISOLATED, SCALE, BenchSettings, Metric, Result, metric_titles
 
 __all__ = ["OnRow", "bench_combo", "combos", "measure", "no_rows", "progress"]
+
 
 def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
@@ -72,7 +73,7 @@ async def measure(
     """
     try:
         await work()
-    except Exception as exc:  # noqa: BLE001 -- reported in the row, see the docstring
+    except Exception as exc:
         reason = _reason(exc)
         progress(f"{result.label}: {', '.join(names)} failed: {reason}")
         for name in names:
@@ -115,7 +116,13 @@ async def bench_combo(
     await measure(
         result,
         ("spawn",),
-        lambda: _repeat(label, titles["spawn"], settings.repeat, lambda: samples.spawn_once(backend, config), spawn),
+        lambda: _repeat(
+            label,
+            titles["spawn"],
+            settings.repeat,
+            lambda: samples.spawn_once(backend, config),
+            spawn,
+        ),
         on_row,
     )
 
@@ -141,13 +148,17 @@ async def bench_combo(
     ratio = metric("roundtrip_ratio", "x")
 
     async def measure_roundtrips() -> None:
-        progress(f"{label}: round trip and its floor, {settings.batches} batches of {settings.batch_size}")
+        progress(
+            f"{label}: round trip and its floor, {settings.batches} batches of {settings.batch_size}"
+        )
         calls, bare = await samples.roundtrips(backend, config, settings)
         roundtrip.samples = [s * 1e6 for s in calls]
         floor.samples = [s * 1e6 for s in bare]
         ratio.samples = [call / under for call, under in zip(calls, bare, strict=True)]
 
-    await measure(result, ("roundtrip_floor", "roundtrip", "roundtrip_ratio"), measure_roundtrips, on_row)
+    await measure(
+        result, ("roundtrip_floor", "roundtrip", "roundtrip_ratio"), measure_roundtrips, on_row
+    )
 
     stream = metric("stream", "k/s")
     echo = metric("echo", "us")

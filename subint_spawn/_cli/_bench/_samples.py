@@ -105,7 +105,9 @@ async def _bare_peer(portal: subint_spawn.Portal, count: int) -> AsyncIterator[s
         listener.listen(1)
         listener.setblocking(False)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(portal.run, _workloads.bare_echo, address=address, count=count))
+            nursery.start_soon(
+                partial(portal.run, _workloads.bare_echo, address=address, count=count)
+            )
             await trio.lowlevel.wait_readable(listener)
             sock, _ = listener.accept()
             with sock:
@@ -116,7 +118,9 @@ async def _bare_peer(portal: subint_spawn.Portal, count: int) -> AsyncIterator[s
 _ADDRESSES = itertools.count()
 
 
-async def streams(backend: str, config: str | None, settings: BenchSettings) -> tuple[list[float], list[float]]:
+async def streams(
+    backend: str, config: str | None, settings: BenchSettings
+) -> tuple[list[float], list[float]]:
     """Stream throughput (thousand items/s) and echo round trip (us per item), one actor."""
     throughput: list[float] = []
     round_trip: list[float] = []
@@ -125,7 +129,9 @@ async def streams(backend: str, config: str | None, settings: BenchSettings) -> 
         for sample in range(settings.repeat + 1):  # the first is a warm-up
             start = time.perf_counter()
             received = 0
-            async with portal.open_stream_from(_workloads.count_up, n=settings.stream_items) as items:
+            async with portal.open_stream_from(
+                _workloads.count_up, n=settings.stream_items
+            ) as items:
                 async for _ in items:
                     received += 1
             elapsed = time.perf_counter() - start
@@ -134,7 +140,10 @@ async def streams(backend: str, config: str | None, settings: BenchSettings) -> 
             if sample:
                 throughput.append(received / elapsed / 1e3)
         for sample in range(settings.repeat + 1):
-            async with portal.open_context(_workloads.echo) as (ctx, _), ctx.open_stream() as echoes:
+            async with (
+                portal.open_context(_workloads.echo) as (ctx, _),
+                ctx.open_stream() as echoes,
+            ):
                 start = time.perf_counter()
                 for i in range(settings.echo_items):
                     await echoes.send(i)
@@ -254,7 +263,15 @@ async def memory(backend: str, config: str | None, count: int, result: Result) -
     that earlier interpreters freed and hands it to the next ones without the RSS growing
     (legacy interpreters allocate Python objects from that same main allocator too).
     """
-    command = [sys.executable, "-m", __package__, "memory", backend, config or "isolated", str(count)]
+    command = [
+        sys.executable,
+        "-m",
+        __package__,
+        "memory",
+        backend,
+        config or "isolated",
+        str(count),
+    ]
     with trio.fail_after(SAMPLE_TIMEOUT):
         done = await trio.run_process(
             command, capture_stdout=True, capture_stderr=True, check=False
