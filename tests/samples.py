@@ -222,6 +222,20 @@ def raise_lock_holding() -> None:
     raise LockHoldingError()
 
 
+def greet() -> str:
+    return "hello"
+
+
+def _other_greeting() -> str:
+    return "rebound"
+
+
+def rebind_greet() -> None:
+    """Rebind ``greet`` in this interpreter's copy of this module (in an actor: the actor's)."""
+    global greet
+    greet = _other_greeting
+
+
 async def sleep_shielded(ready_fd: int = -1) -> None:
     """Idle in trio (its loop waits in epoll, in C) and deaf to cancellation."""
     with trio.CancelScope(shield=True):

@@ -49,6 +49,20 @@ async def test_frame_announcing_more_than_the_limit_is_a_protocol_error(pair: tu
             await channel.receive()  # closed: no way to find the next frame
 
 
+async def test_messages_before_an_oversized_frame_arrive_first(pair: tuple[Channel, socket.socket]) -> None:
+    """What came whole before a bad header is delivered; the next receive reports the header
+    (it is already buffered: nothing more has to arrive for that)."""
+    channel, raw = pair
+    good = channel.codec.dumps(["return", 1, "before"])
+    with trio.fail_after(5):
+        raw.sendall(struct.pack(">I", len(good)) + good + struct.pack(">I", 10**9))
+        assert list(await channel.receive()) == ["return", 1, "before"]
+        with pytest.raises(ProtocolError, match="limit 1024"):
+            await channel.receive()
+        with pytest.raises(ChannelClosed):
+            await channel.receive()
+
+
 async def test_undecodable_frame_is_a_protocol_error(pair: tuple[Channel, socket.socket]) -> None:
     channel, raw = pair
     with trio.fail_after(5):

@@ -166,6 +166,24 @@ async def test_functions_that_cannot_travel_are_refused_before_anything_starts(
     assert spawned == ["worker"]
 
 
+async def test_a_function_rebound_after_a_call_is_looked_up_again(
+    spawn_backend: str, subint_config: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ends remember the functions they looked up, and still follow a rebound name: the
+    actor calls what its module binds now, the parent refuses a function its module no
+    longer binds to that name (as on the first call)."""
+    greet = samples.greet
+    with trio.fail_after(BOUND):
+        async with open_test_nursery(spawn_backend, subint_config) as an:
+            portal = await an.start_actor("worker", enable_modules=["tests.samples"])
+            assert await portal.run(greet) == "hello"
+            await portal.run(samples.rebind_greet)  # in the actor only
+            assert await portal.run(greet) == "rebound"
+            monkeypatch.setattr(samples, "greet", samples._other_greeting)
+            with pytest.raises(TypeError, match="names a different object"):
+                await portal.run(greet)
+
+
 async def test_unsendable_arguments_fail_in_the_caller_and_the_actor_lives_on(
     spawn_backend: str, subint_config: str
 ) -> None:

@@ -14,6 +14,7 @@ becomes ``startup_error``.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import trio
@@ -21,7 +22,7 @@ import trio
 from .._exceptions import ChannelClosed, ProtocolError
 from . import _logs
 from . import _messages as m
-from ._channel import Channel, channel_from_fd
+from ._channel import HEADER, Channel, channel_from_fd
 from ._codec import CodecName, get_codec
 from ._context import ActorContext
 from ._control import KilledByWatchdog
@@ -33,6 +34,8 @@ from ._names import BackendName, Config
 __all__ = ["actor_main"]
 
 log = logging.getLogger("subint_spawn.actor")
+
+_CALL = m.CALL
 
 # How long an ending actor keeps trying to hand its last queued messages to a slow parent.
 _FINAL_FLUSH_BOUND = 1.0
@@ -126,6 +129,9 @@ class _Actor:
         self.in_process = channel.codec.name == "pickle"
         self.calls: dict[int, trio.CancelScope] = {}
         self.contexts: dict[int, ActorContext] = {}
+        self._dumps = channel.codec.dumps
+        # (module, qualname) -> (function, its module, the module's name, runs inline).
+        self._functions: dict[tuple[str, str], tuple[Any, Any, str, bool]] = {}
 
     def describe(self, exc: BaseException) -> ErrorInfo:
         info = describe(exc, self.name, with_pickle=self.in_process)
@@ -156,53 +162,115 @@ class _Actor:
                 calls.cancel_scope.cancel()
 
     async def _dispatch(self, calls: trio.Nursery) -> None:
+        channel, functions, modules = self.channel, self._functions, sys.modules
         while True:
             try:
-                message = m.parse(await self.channel.receive(), m.TO_ACTOR)
+                messages = await channel.receive_many()
             except ChannelClosed:
                 return  # parent gone: nobody to answer, stop everything
             except ProtocolError as exc:
                 log.error("actor %s: closing its channel: %s", self.name, exc)
                 return
-            kind = message[0]
-            if kind == m.CALL:
-                _, cid, module, qualname, kwargs = message
-                fn = self._lookup(module, qualname)
-                if fn is not None and hasattr(fn, "__code__") and not is_async_function(fn):
-                    # A sync function blocks this actor whichever task runs it and cannot be
-                    # cancelled mid-run, so running it right here costs nothing in semantics
-                    # and saves a task and a scheduler pass per call (the round trip is
-                    # dominated by scheduler passes).
-                    await self._send_answer(self._answer_sync(cid, fn, module, qualname, kwargs))
-                else:
-                    calls.start_soon(self._serve_call, cid, module, qualname, kwargs)
-            elif kind == m.CONTEXT:
-                _, cid, module, qualname, kwargs = message
-                self.contexts[cid] = ActorContext(self.channel, cid, "parent")
-                calls.start_soon(self._serve_context, cid, module, qualname, kwargs)
-            elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
-                ctx = self.contexts.get(message[1])
-                if ctx is not None:  # else: the context already ended; late items are dropped
-                    try:
-                        ctx.on_stream_message(message)
-                    except ProtocolError as exc:  # an item that does not decode
-                        log.error("actor %s: closing its channel: %s", self.name, exc)
-                        return
-            elif kind == m.CANCEL:
-                ctx = self.contexts.get(message[1])
-                if ctx is not None:
-                    ctx.on_cancel_from_peer()
-                scope = self.calls.get(message[1])
-                if scope is not None:
-                    scope.cancel()
-            elif kind == m.STOP:
-                return
+            for message in messages:
+                # Nearly every message: a call of a sync function this actor has run before.
+                # Checked here as parse() would (exact types: a subclass takes the full
+                # path; msgpack delivers lists) and answered inline: a sync function blocks
+                # this actor whichever task runs it and cannot be cancelled mid-run, so
+                # running it right here costs nothing in semantics and saves a task and a
+                # scheduler pass per call.
+                if (
+                    (type(message) is tuple or type(message) is list)
+                    and len(message) == 5
+                    and message[0] == _CALL
+                ):
+                    _, cid, module, qualname, kwargs = message
+                    known = functions.get((module, qualname))
+                    if (
+                        known is not None
+                        and known[3]  # runs inline
+                        and type(cid) is int
+                        and type(module) is str
+                        and type(qualname) is str
+                        and type(kwargs) is dict
+                        and known[1].__dict__.get(qualname) is known[0]  # see _lookup
+                        and modules.get(known[2]) is known[1]
+                    ):
+                        frame = self._answer_sync(cid, known[0], module, qualname, kwargs)
+                        try:
+                            if not channel.write_now(frame):
+                                await channel.send_frame(frame)
+                        except ChannelClosed:
+                            pass  # the parent went away: the next receive says so
+                        continue
+                if not await self._handle(message, calls):
+                    return
 
-    def _lookup(self, module: str, qualname: str) -> Any:
+    async def _handle(self, message: Any, calls: trio.Nursery) -> bool:
+        """Any message but a known sync call; False when the actor must stop."""
         try:
-            return resolve((module, qualname))
+            message = m.parse(message, m.TO_ACTOR)
+        except ProtocolError as exc:
+            log.error("actor %s: closing its channel: %s", self.name, exc)
+            return False
+        kind = message[0]
+        if kind == m.CALL:
+            _, cid, module, qualname, kwargs = message
+            fn, inline = self._lookup(module, qualname)
+            if inline:  # (see _dispatch)
+                try:
+                    await self.channel.send_frame(self._answer_sync(cid, fn, module, qualname, kwargs))
+                except ChannelClosed:
+                    pass
+            else:
+                calls.start_soon(self._serve_call, cid, module, qualname, kwargs)
+        elif kind == m.CONTEXT:
+            _, cid, module, qualname, kwargs = message
+            self.contexts[cid] = ActorContext(self.channel, cid, "parent")
+            calls.start_soon(self._serve_context, cid, module, qualname, kwargs)
+        elif kind in (m.STREAM, m.STREAM_END, m.CREDIT):
+            ctx = self.contexts.get(message[1])
+            if ctx is not None:  # else: the context already ended; late items are dropped
+                try:
+                    ctx.on_stream_message(message)
+                except ProtocolError as exc:  # an item that does not decode
+                    log.error("actor %s: closing its channel: %s", self.name, exc)
+                    return False
+        elif kind == m.CANCEL:
+            ctx = self.contexts.get(message[1])
+            if ctx is not None:
+                ctx.on_cancel_from_peer()
+            scope = self.calls.get(message[1])
+            if scope is not None:
+                scope.cancel()
+        elif kind == m.STOP:
+            return False
+        return True
+
+    def _lookup(self, module: str, qualname: str) -> tuple[Any, bool]:
+        """The function a call names, and whether it runs inline (a plain sync function).
+
+        ``(None, False)`` if it cannot be found: the call's task reports why.  Found functions
+        are remembered, and checked on every call (here, and inline in the dispatcher) that
+        the name still binds that function in that module, and ``sys.modules`` still that
+        module: two dict lookups where a lookup is an import and a walk.
+        """
+        known = self._functions.get((module, qualname))
+        if (
+            known is not None
+            and known[1].__dict__.get(qualname) is known[0]
+            and sys.modules.get(known[2]) is known[1]
+        ):
+            return known[0], known[3]
+        try:
+            home = load_module(module)
+            fn = resolve((module, qualname))
         except Exception:
-            return None  # the call's task reports the lookup error to the caller
+            return None, False
+        inline = hasattr(fn, "__code__") and not is_async_function(fn)
+        name = getattr(home, "__name__", None)
+        if "." not in qualname and getattr(home, "__dict__", {}).get(qualname) is fn and name:
+            self._functions[(module, qualname)] = (fn, home, name, inline)
+        return fn, inline
 
     async def _send_answer(self, frame: bytes) -> None:
         try:
@@ -277,7 +345,14 @@ class _Actor:
             result = fn(**kwargs)
         except BaseException as exc:
             return self._error_frame(cid, exc)
-        return self._result_frame(cid, module, qualname, result)
+        # _result_frame's encode, inline for the round trip's sake.
+        try:
+            payload = self._dumps((m.RETURN, cid, result))
+        except Exception:
+            return self._result_frame(cid, module, qualname, result)  # says what went wrong
+        if len(payload) > self.channel.max_frame:
+            return self._result_frame(cid, module, qualname, result)
+        return HEADER.pack(len(payload)) + payload
 
     def _error_frame(self, cid: int, exc: BaseException) -> bytes:
         if not isinstance(exc, Exception) and _is_kill(exc):

@@ -42,11 +42,17 @@ from ._codec import Codec
 from ._identity import ActorInfo
 from ._messages import STREAM
 
-__all__ = ["DEFAULT_MAX_FRAME", "Channel", "channel_from_fd"]
+__all__ = ["DEFAULT_MAX_FRAME", "HEADER", "Channel", "channel_from_fd"]
 
 DEFAULT_MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
-_READ_SIZE = 256 * 1024
+_unpack_header = _HEADER.unpack_from
+#: The frame header, for a sender that frames a payload itself (see Channel.encode).
+HEADER = _HEADER
+#: Bytes asked of one read.  Below glibc's mmap threshold (128 KiB): ``recv(n)`` allocates n
+#: bytes, and at 256 KiB a process whose threshold never rose (a fresh ``trio``-backend actor)
+#: paid an mmap and a munmap on every read, ~20 us a round trip (measured with strace -c).
+_READ_SIZE = 64 * 1024
 #: Senders wait (cancellably, nothing queued) while this much is waiting to be written.
 HIGH_WATER = 1024 * 1024
 #: Stream items sent closer together than this (seconds) are a burst, and queue.
@@ -76,7 +82,12 @@ class Channel:
         self._closed = False
         self._inbox = bytearray()
         self._in_pos = 0
+        self._loads = codec.loads
         self._decoded: deque[Any] = deque()  # decoded by receive_many, not yet received
+        # The last read emptied the socket and nothing whole is buffered (no bad header, no
+        # decoded messages): the next receive waits before it reads.
+        self._drained = False
+        self._bad_header = False  # a header over the limit waits, behind delivered messages
         self._outbox = bytearray()
         self._out_pos = 0
         # Stream items queued in a burst and not framed yet: all of context _batch_cid.
@@ -116,6 +127,9 @@ class Channel:
     async def send_frame(self, frame: bytes) -> None:
         """Send one whole frame; it is on the wire (or in the kernel) when this returns, as far
         as the socket takes it -- the writer task does the rest."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self.write_now(frame):
+            return
         await self._wait_for_room()
         self._seal()  # items sent before this frame leave before it
         self._outbox += frame
@@ -124,6 +138,28 @@ class Channel:
                 self._wake_writer()
         else:
             await self._flush()
+
+    def write_now(self, frame: bytes) -> bool:
+        """Send ``frame`` without waiting if nothing is queued and the writer task runs: the
+        socket takes what it can, and the rest is queued whole, ahead of anything sent later.
+        False, and nothing done, otherwise (then ``await send_frame(frame)``).
+
+        The usual case for calls and answers, and no copy into the outbox.  Not a checkpoint:
+        for a sender that needs none (an actor's dispatcher answering inline).
+        """
+        if self._outbox or self._batch or self._closed or not self._writer_attached:
+            return False
+        try:
+            sent = self._sock.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._close_socket()
+            raise ChannelClosed(f"peer went away: {exc}") from exc
+        if sent < len(frame):
+            self._outbox += memoryview(frame)[sent:]
+            self._wake_writer()
+        return True
 
     async def send_item(self, cid: int, payload: bytes) -> None:
         """Send one stream item of context ``cid``, already encoded with ``codec.dumps``.
@@ -288,6 +324,7 @@ class Channel:
         """The next message; :class:`ChannelClosed` at end of stream."""
         if not self._decoded:
             self._decoded.extend(await self.receive_many())
+            self._drained = False  # receive_many must hand these out first
         else:
             await trio.lowlevel.checkpoint_if_cancelled()
         return self._decoded.popleft()
@@ -297,70 +334,141 @@ class Channel:
 
         Decoding them all in one go saves a coroutine round per message on a busy stream.
         """
-        await trio.lowlevel.checkpoint_if_cancelled()
-        if self._decoded:
-            ready = list(self._decoded)
-            self._decoded.clear()
-            return ready
+        if not self._drained:
+            # Messages may be here already: handed out by receive() and not taken yet, or
+            # in the socket (the last read filled its buffer), or a bad header to report.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._decoded:
+                ready = list(self._decoded)
+                self._decoded.clear()
+                return ready
+            messages = self.read_ready()
+            if messages:
+                # Still let others run once per read, or a peer that floods us would starve
+                # every other task of this thread.
+                await trio.lowlevel.checkpoint()
+                return messages
+        while True:
+            # The last read emptied the socket: wait first (reading now would only raise
+            # BlockingIOError).  The wait is this call's checkpoint.
+            if self._closed:
+                raise ChannelClosed("channel is closed")
+            try:
+                await trio.lowlevel.wait_readable(self._sock)
+            except trio.ClosedResourceError as exc:
+                raise ChannelClosed("channel is closed") from exc
+            messages = self.read_ready()
+            if messages:
+                return messages
+
+    async def wait_readable(self) -> None:
+        """Until :meth:`read_ready` has something to read (a checkpoint either way).
+
+        Split from the read so that a reader can check, between the wake-up and the read,
+        that the socket is still its to read (the parent's link hands reading to a caller).
+        """
         if self._closed:
             raise ChannelClosed("channel is closed")
-        await self._buffer_at_least(_HEADER.size)
-        (length,) = _HEADER.unpack_from(self._inbox, self._in_pos)
-        await self._check_length(length)
-        await self._buffer_at_least(_HEADER.size + length)
-        messages = []
-        inbox, pos, end, loads = self._inbox, self._in_pos, len(self._inbox), self.codec.loads
-        while end - pos >= _HEADER.size:
-            (length,) = _HEADER.unpack_from(inbox, pos)
-            if length > self.max_frame and messages:
-                break  # deliver what came before the bad frame; the next call reports it
-            await self._check_length(length)
-            start = pos + _HEADER.size
-            if end - start < length:
-                break
+        if self._bad_header:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await trio.lowlevel.wait_readable(self._sock)
+        except trio.ClosedResourceError as exc:
+            raise ChannelClosed("channel is closed") from exc
+
+    def read_ready(self) -> list[Any]:
+        """Read once what the socket has, without waiting; every message now whole ([] if
+        none yet).  :class:`ChannelClosed` at end of stream, :class:`ProtocolError` (and the
+        channel closed) for a frame over the limit or one that does not decode.
+
+        Sets ``_drained`` when the socket is empty and nothing whole is buffered: the next
+        receive waits before it reads.
+        """
+        if self._closed:
+            raise ChannelClosed("channel is closed")
+        if self._inbox:
+            return self._read_more()
+        # Nothing pending (the usual case: a call, an answer): read, and if that is exactly
+        # one frame, decode it in place.
+        try:
+            chunk = self._sock.recv(_READ_SIZE)
+        except BlockingIOError:
+            self._drained = True
+            return []
+        except OSError as exc:
+            raise ChannelClosed(f"peer went away: {exc}") from exc
+        size = len(chunk)
+        self._drained = size < _READ_SIZE  # a short read emptied the socket
+        if size > _HEADER.size:
+            (length,) = _unpack_header(chunk)
+            if length == size - _HEADER.size and length <= self.max_frame:
+                try:
+                    return [self._loads(memoryview(chunk)[_HEADER.size :])]
+                except Exception as exc:
+                    raise self._undecodable(exc) from exc
+        elif not size:
+            raise ChannelClosed("peer closed the channel")
+        self._inbox += chunk
+        return self._decode_inbox()
+
+    def _read_more(self) -> list[Any]:
+        """read_ready with bytes pending: a partial frame, or a bad header to report."""
+        inbox, pos = self._inbox, self._in_pos
+        if not self._bad_header:  # (a bad header is reported before reading on)
+            if pos and (pos >= _COMPACT_AT or pos * 2 >= len(inbox)):
+                del inbox[:pos]
+                self._in_pos = pos = 0
+            want = _READ_SIZE
+            if len(inbox) - pos >= _HEADER.size:  # a big frame comes in as few reads as it can
+                (length,) = _HEADER.unpack_from(inbox, pos)
+                want = max(want, _HEADER.size + length - (len(inbox) - pos))
             try:
-                messages.append(loads(bytes(inbox[start : start + length])))
-            except Exception as exc:
-                await self.aclose()
-                raise ProtocolError(f"undecodable {self.codec.name} frame from peer: {exc}") from exc
-            pos = start + length
+                chunk = self._sock.recv(want)
+            except BlockingIOError:
+                self._drained = True
+                return []  # and nothing whole is buffered: every whole frame was decoded
+            except OSError as exc:
+                raise ChannelClosed(f"peer went away: {exc}") from exc
+            if not chunk:
+                raise ChannelClosed("peer closed the channel")
+            self._drained = len(chunk) < want
+            inbox += chunk
+        return self._decode_inbox()
+
+    def _decode_inbox(self) -> list[Any]:
+        """Decode every whole frame buffered; leave a partial one."""
+        messages: list[Any] = []
+        inbox, pos, end = self._inbox, self._in_pos, len(self._inbox)
+        loads, unpack_from, header, limit = self._loads, _HEADER.unpack_from, _HEADER.size, self.max_frame
+        with memoryview(inbox) as view:
+            while end - pos >= header:
+                (length,) = unpack_from(inbox, pos)
+                if length > limit:
+                    if messages:
+                        # Deliver what came before the bad frame; the next read reports it.
+                        self._bad_header = True
+                        self._drained = False
+                        break
+                    self._close_socket()
+                    raise ProtocolError(f"peer announced a {length}-byte frame (limit {limit})")
+                start = pos + header
+                if end - start < length:
+                    break
+                try:
+                    messages.append(loads(view[start : start + length]))
+                except Exception as exc:
+                    raise self._undecodable(exc) from exc
+                pos = start + length
         if pos == end:
             inbox.clear()
             pos = 0
         self._in_pos = pos
         return messages
 
-    async def _check_length(self, length: int) -> None:
-        if length > self.max_frame:
-            await self.aclose()
-            raise ProtocolError(f"peer announced a {length}-byte frame (limit {self.max_frame})")
-
-    async def _buffer_at_least(self, count: int) -> None:
-        waited = False
-        while len(self._inbox) - self._in_pos < count:
-            if self._closed:
-                raise ChannelClosed("channel is closed")
-            if self._in_pos >= _COMPACT_AT or (self._in_pos and self._in_pos * 2 >= len(self._inbox)):
-                del self._inbox[: self._in_pos]
-                self._in_pos = 0
-            try:
-                chunk = self._sock.recv(max(_READ_SIZE, count - len(self._inbox)))
-            except BlockingIOError:
-                await self._wait(trio.lowlevel.wait_readable)
-                waited = True
-                continue
-            except OSError as exc:
-                raise ChannelClosed(f"peer went away: {exc}") from exc
-            if not chunk:
-                raise ChannelClosed("peer closed the channel")
-            self._inbox += chunk
-            if not waited:
-                # Data was there without waiting: still let others run once per chunk, or a
-                # peer that floods us would starve every other task of this thread.  (After
-                # a wait we just came back from the scheduler: a second pass would only add
-                # latency to every round trip.)
-                await trio.lowlevel.checkpoint()
-            waited = False
+    def _undecodable(self, exc: Exception) -> ProtocolError:
+        self._close_socket()  # the next frame boundary cannot be found again
+        return ProtocolError(f"undecodable {self.codec.name} frame from peer: {exc}")
 
     async def _wait(self, waiter: Any) -> None:
         try:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -45,9 +47,20 @@ log = logging.getLogger("subint_spawn.portal")
 _CANCEL_SEND_BOUND = 0.5
 # How long a context left by an exception waits for the actor's side to finish.
 _SETTLE_BOUND = 0.5
+#: ActorLink._reader while the receive loop reads.
+_SERVE = object()
+# Looked up once: every call uses them.
+_CALL, _RETURN = m.CALL, m.RETURN
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+# How soon the receive loop reads the socket again once calls stopped reading it, when nobody
+# waits for a message now (see ActorLink).  Long enough that its timer costs nothing while
+# calls run (a 5 ms one cost ~5% of a bare round trip), short enough for a log record.
+_RETAKE_AFTER = 0.05
 
 
-class _Pending:
+class _Ready:
+    """The actor's ``ready`` (who it is) or why it could not start; any number may wait."""
+
     __slots__ = ("done", "error", "value")
 
     def __init__(self) -> None:
@@ -66,8 +79,69 @@ class _Pending:
         return self.value
 
 
+class _Call:
+    """One call's answer, and the one task waiting for it (if it is not reading it itself).
+
+    Lighter than an Event: a call has exactly one waiter, which parks on its own task.
+    """
+
+    __slots__ = ("done", "error", "task", "value")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.task: trio.lowlevel.Task | None = None
+
+    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
+        if not self.done:
+            self.done = True
+            self.value, self.error = value, error
+            task = self.task
+            if task is not None:
+                self.task = None
+                trio.lowlevel.reschedule(task)
+
+    async def wait(self) -> None:
+        """Until resolved (by the task reading the channel); a checkpoint either way."""
+        if self.done:
+            await trio.lowlevel.checkpoint()
+            return
+        self.task = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
+
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        self.task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
 #: The actor side of open_stream_from: a context that iterates the generator.
 _STREAM_FROM = ref_of(stream_from_generator)
+
+
+#: Functions ``portal.run`` has checked: fn -> (module as the actor finds it, qualname, the
+#: module whose attribute it is, that module's name).  A hit is re-checked against that
+#: binding and ``sys.modules`` (two dict lookups) instead of ``ref_of``'s import and walk; a
+#: rebound name or a replaced module falls back to the full check.
+_refs: dict[Any, tuple[str, str, Any, str]] = {}
+_REFS_MAX = 4096
+
+
+def _ref_for_run(fn: Callable[..., Any]) -> tuple[str, str, Any, str]:
+    if is_async_generator_function(fn):
+        raise TypeError(
+            f"{fn.__qualname__} is an async generator function: portal.run() would only "
+            "create the generator; iterate what it yields with "
+            f"`async with portal.open_stream_from({fn.__qualname__}, ...) as stream`"
+        )
+    module, qualname = ref_of(fn)
+    home = sys.modules.get(fn.__module__)
+    known = (module, qualname, home, fn.__module__)
+    if "." not in qualname and home is not None and getattr(home, "__dict__", {}).get(qualname) is fn:
+        if len(_refs) >= _REFS_MAX:
+            _refs.clear()
+        _refs[fn] = known
+    return known
 
 
 class Supervision(Protocol):
@@ -90,6 +164,7 @@ class Portal:
 
     def __init__(self, link: ActorLink, supervision: Supervision) -> None:
         self._link = link
+        self._call = link.call
         self._supervision = supervision
         self.channel = link.channel
         self.actor_name = link.actor_name
@@ -106,14 +181,17 @@ class Portal:
         the arguments cannot be encoded for this backend.  Cancelling the caller cancels the
         call in the actor.
         """
-        if is_async_generator_function(fn):
-            raise TypeError(
-                f"{fn.__qualname__} is an async generator function: portal.run() would only "
-                "create the generator; iterate what it yields with "
-                f"`async with portal.open_stream_from({fn.__qualname__}, ...) as stream`"
-            )
-        module, qualname = ref_of(fn)
-        return await self._link.call(module, qualname, kwargs)
+        try:
+            known = _refs.get(fn)
+        except TypeError:  # unhashable: ref_of says what is wrong with it
+            known = None
+        if (
+            known is None
+            or known[2].__dict__.get(known[1]) is not fn
+            or sys.modules.get(known[3]) is not known[2]
+        ):
+            known = _ref_for_run(fn)
+        return await self._call(known[0], known[1], kwargs)
 
     @asynccontextmanager
     async def open_context(
@@ -166,18 +244,50 @@ class Portal:
 
 class ActorLink:
     """One actor's channel as its parent uses it: calls, contexts, and the receive loop that
-    routes their answers.  Owned by the actor's supervisor; the portal calls through it."""
+    routes their answers.  Owned by the actor's supervisor; the portal calls through it.
+
+    **Who reads the socket.**  One task at a time.  Usually the receive loop
+    (:meth:`serve`), which routes each message to whoever waits for it.  But a call reads
+    its own answer: waking the loop, which then wakes the caller, costs a scheduler pass on
+    every round trip (one more epoll and task step: about as much as the whole bare-socket
+    round trip).  So a call that finds the socket free, or held by the loop -- it cancels
+    the loop's wait, and the loop checks before it reads that the socket is still its own --
+    waits on it itself and routes everything that comes meanwhile (answers of other calls,
+    context traffic, logs) exactly as the loop would.  A call that finds another call
+    reading waits to be handed its answer.  And a reading call woken by others' messages
+    while other calls wait gives the socket back and waits like them: a long call (or many
+    at once) does not keep it, and the next call reads for itself again.
+
+    When a call is done reading, the loop must read again -- at once if someone waits for a
+    message now: an open context, the end of the channel, or a call that began waiting less
+    than ``_RETAKE_AFTER`` ago (concurrent calls).  It is woken by a reschedule (no
+    exception), and parks again if a call took the socket in the meantime.  Otherwise it
+    takes the socket back within ``_RETAKE_AFTER``, on a timer the first call done arms:
+    waking it after every call cost a whole scheduler pass per call (16k instructions, the
+    parent's side grew 20%), where a caller running calls in a loop takes the socket again
+    in the same step anyway.  A long call (``run`` of a server loop, say) therefore waits up
+    to ``_RETAKE_AFTER`` longer for its answer if it comes right after the last short call
+    ended; and a log record sent while no call runs arrives that much later.
+    """
 
     def __init__(self, channel: Channel, actor_name: str) -> None:
         self.channel = channel
         self.actor_name = actor_name
         self._trusted = channel.codec.name == "pickle"
         self._cids = itertools.count()
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, _Call] = {}
         self._contexts: dict[int, ParentContext] = {}
-        self._ready = _Pending()
+        self._ready = _Ready()
         self._closed_error: BaseException | None = None
         self._stopping: str | None = None
+        # The reader: None, _SERVE (the receive loop) or the _Call of the call reading.
+        self._reader: object = None
+        self._serve_wait: trio.CancelScope | None = None  # the loop's wait on the socket
+        self._serve_task: trio.lowlevel.Task | None = None  # the loop, parked while a call reads
+        self._retake: trio.CancelScope | None = None  # around the parked loop: its timer
+        self._retake_armed = False
+        self._newest_wait = 0.0  # when a call last began to wait for another to read for it
+        self._ended: BaseException | None = None  # why the channel ended, seen by a reader
 
     @property
     def closed_error(self) -> BaseException | None:
@@ -194,18 +304,111 @@ class ActorLink:
         if self._closed_error is not None:
             raise ChannelClosed(f"actor {self.actor_name!r} is gone") from self._closed_error
         cid = next(self._cids)
-        frame = self.channel.encode((m.CALL, cid, module, qualname, kwargs))
-        pending = self._pending[cid] = _Pending()
+        channel = self.channel
+        frame = channel.encode((_CALL, cid, module, qualname, kwargs))
+        pending = self._pending[cid] = _Call()
         try:
-            await self.channel.send_frame(frame)
-            await pending.done.wait()
+            # send_frame, unrolled: a cancelled caller sends nothing.
+            await _checkpoint_if_cancelled()
+            if not channel.write_now(frame):
+                await channel.send_frame(frame)
+            reader = self._reader
+            if reader is not None and reader is not _SERVE:
+                self._newest_wait = time.perf_counter()
+                await pending.wait()  # another call reads, and hands us our answer
+            else:
+                # Read the answer ourselves (see the class docstring), taking the socket over.
+                if reader is _SERVE and self._serve_wait is not None:
+                    self._serve_wait.cancel()  # the loop sees, once it runs, that it lost it
+                self._reader = pending
+                try:
+                    while True:
+                        messages = await channel.receive_many()
+                        if len(messages) == 1:  # most often: just our answer
+                            message = messages[0]
+                            if (
+                                (type(message) is tuple or type(message) is list)
+                                and len(message) == 3
+                                and message[0] == _RETURN
+                                and message[1] == cid
+                                and type(message[1]) is int
+                            ):
+                                pending.done, pending.value = True, message[2]
+                                break
+                        self._route_all(messages)
+                        if pending.done or len(self._pending) > 1:
+                            # Other calls wait too (a long one, or many at once): from here the
+                            # loop reads for all, and this call waits like the others.
+                            break
+                except (ChannelClosed, ProtocolError) as exc:
+                    self._end(exc)  # resolves ``pending`` with the error, like every waiter
+                finally:
+                    self._reader = None
+                    if self._serve_task is not None:  # the loop is parked: hand back
+                        if self._contexts or self._ended is not None or (
+                            len(self._pending) > 1
+                            and time.perf_counter() - self._newest_wait < _RETAKE_AFTER
+                        ):
+                            self._wake_serve()  # others wait for messages now
+                        elif not self._retake_armed and self._retake is not None:
+                            self._retake_armed = True
+                            self._retake.deadline = trio.current_time() + _RETAKE_AFTER
+                if not pending.done:
+                    await pending.wait()
         except trio.Cancelled:
-            if not pending.done.is_set():
+            if not pending.done:
                 await self._send_cancel(cid)
             raise
         finally:
             del self._pending[cid]
-        return pending.unwrap()
+        if pending.error is not None:
+            raise pending.error
+        return pending.value
+
+    def _route_all(self, messages: list[Any]) -> None:
+        """Hand every message to whoever waits for it (call answers take a short path)."""
+        pending, contexts = self._pending, self._contexts
+        for message in messages:
+            if (type(message) is tuple or type(message) is list) and len(message) == 3:
+                kind, cid = message[0], message[1]
+                if kind == m.RETURN and type(cid) is int:
+                    call = pending.get(cid)
+                    if call is not None:
+                        call.resolve(message[2])
+                        continue
+                elif kind == m.STREAM and type(cid) is int and type(message[2]) is list:
+                    # Nearly all the traffic of a busy stream: a short path to its context.
+                    ctx = contexts.get(cid)
+                    if ctx is not None:
+                        ctx.on_items(self.channel.decode_items(message[2]))
+                    continue
+            self._route(m.parse(message, m.TO_PARENT))
+
+    def _wake_serve(self) -> None:
+        """Let the parked receive loop run and look who reads now."""
+        task = self._serve_task
+        if task is not None:
+            self._serve_task = None
+            trio.lowlevel.reschedule(task)
+
+    def _unpark(self, _: Any) -> trio.lowlevel.Abort:
+        self._serve_task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _end(self, exc: BaseException) -> None:
+        """A reader saw the channel end (``exc``): close the link, wake the loop to exit."""
+        error: BaseException
+        if isinstance(exc, ProtocolError):
+            log.error("actor %r sent a malformed message; its channel is closed: %s", self.actor_name, exc)
+            error = exc
+        else:
+            error = ChannelClosed(f"actor {self.actor_name!r} closed its channel")
+            error.__cause__ = exc
+        if self._ended is None:
+            self._ended = error
+        if self._reader is not _SERVE:
+            self._reader = None  # the reading call ends with it: close() need not wake it
+        self.close(error)
 
     @asynccontextmanager
     async def open_context(
@@ -219,6 +422,8 @@ class ActorLink:
         fn = f"{module}.{qualname}"
         ctx = ParentContext(self.channel, cid, self.actor_name, self._trusted, fn)
         self._contexts[cid] = ctx
+        if self._reader is None:
+            self._wake_serve()  # a context's messages come through the loop
         try:
             try:
                 await self.channel.send_frame(frame)
@@ -273,34 +478,45 @@ class ActorLink:
         Never raises: how the channel ended is recorded (:attr:`closed_error`) for the
         supervisor, which decides whether that was a crash.
         """
-        error: BaseException
         async with trio.open_nursery() as writer:
             writer.start_soon(self.channel.run_writer)
             try:
-                contexts, is_stream_items = self._contexts, m.is_stream_items
-                while True:
-                    for message in await self.channel.receive_many():
-                        # Stream items are nearly all the traffic of a busy stream: they take a
-                        # short path to their context.
-                        if is_stream_items(message):
-                            ctx = contexts.get(message[1])
-                            if ctx is not None:
-                                ctx.on_items(self.channel.decode_items(message[2]))
-                            continue
-                        self._route(m.parse(message, m.TO_PARENT))
-            except ChannelClosed as exc:
-                error = ChannelClosed(f"actor {self.actor_name!r} closed its channel")
-                error.__cause__ = exc
-            except ProtocolError as exc:
-                log.error(
-                    "actor %r sent a malformed message; its channel is closed: %s",
-                    self.actor_name,
-                    exc,
-                )
-                error = exc
+                await self._receive_loop()
             finally:
                 writer.cancel_scope.cancel()  # later sends (teardown's stop) flush inline
-        self.close(error)
+        assert self._ended is not None
+        self.close(self._ended)
+
+    async def _receive_loop(self) -> None:
+        channel = self.channel
+        while self._ended is None:
+            if self._reader is not None and self._reader is not _SERVE:
+                # A call reads the socket: park until it lets go and someone needs the loop,
+                # or the retake timer a call armed fires (see the class docstring).  Woken
+                # by a reschedule, not an exception: a cheap way round, once per call if
+                # need be; the scope is left only when the timer fires or the loop reads.
+                with trio.CancelScope() as self._retake:
+                    self._retake_armed = False
+                    while self._reader is not None and self._reader is not _SERVE and self._ended is None:
+                        self._serve_task = trio.lowlevel.current_task()
+                        await trio.lowlevel.wait_task_rescheduled(self._unpark)
+                self._retake = None
+                continue
+            self._reader = _SERVE
+            with trio.CancelScope() as wait:
+                self._serve_wait = wait
+                try:
+                    await channel.wait_readable()
+                except ChannelClosed as exc:
+                    self._end(exc)
+                finally:
+                    self._serve_wait = None
+            if self._reader is not _SERVE:
+                continue  # a call took the socket over: reading now would steal its answer
+            try:
+                self._route_all(channel.read_ready())
+            except (ChannelClosed, ProtocolError) as exc:
+                self._end(exc)
 
     def _route(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -344,6 +560,11 @@ class ActorLink:
             pending.resolve(error=error)
         for ctx in self._contexts.values():
             ctx.on_channel_closed(self._context_error(ctx, error))
+        if self._reader is not None and self._reader is not _SERVE:
+            # A call waits on the socket itself, and nothing else ends that wait.  (In practice
+            # the channel is closed already: the actor was reaped.)
+            self.channel.close_now()
+        self._wake_serve()  # the loop reads to the end of the channel, and returns
 
     def _context_error(self, ctx: ParentContext, error: BaseException) -> BaseException:
         if self._stopping is None:
