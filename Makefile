@@ -22,7 +22,7 @@ TRACTOR_ARCHIVE := $(firstword $(wildcard ../shared/tractor/tractor-*.tar.gz))
 TRACTOR_SRC     := $(VENV)/tractor-src
 TRACTOR_STAMP   := $(VENV)/.tractor-installed
 
-.PHONY: venv tractor test demo bench clean distclean
+.PHONY: venv tractor lint test demo bench clean distclean
 
 # Always checks (cheaply) that the venv's interpreter still works, e.g. after
 # its base interpreter's cache was wiped; if not, forces a rebuild.
@@ -66,7 +66,12 @@ $(TRACTOR_STAMP): $(STAMP) $(TRACTOR_ARCHIVE)
 	$(PY) -m compileall -q $(TRACTOR_SRC)/tractor $(TRACTOR_SRC)/tests >/dev/null 2>&1; \
 	touch $@
 
-test: venv tractor
+# Lint and format are part of the tests: a change that breaks either fails CI like a test.
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: venv tractor lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv

@@ -74,8 +74,16 @@ def totals(mode: str, n: int, backend: str, config: str) -> dict[int, int]:
         out = os.path.join(tmp, "cg.out")
         subprocess.run(
             [
-                "valgrind", "--tool=callgrind", "--separate-threads=yes",
-                f"--callgrind-out-file={out}", sys.executable, script, mode, str(n), backend, config,
+                "valgrind",
+                "--tool=callgrind",
+                "--separate-threads=yes",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                script,
+                mode,
+                str(n),
+                backend,
+                config,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -85,8 +93,8 @@ def totals(mode: str, n: int, backend: str, config: str) -> dict[int, int]:
         for path in glob.glob(out + "-*"):
             with open(path) as f:
                 text = f.read()
-            thread = int(re.search(r"^thread: (\d+)", text, re.M).group(1))  # type: ignore[union-attr]
-            result[thread] = int(re.search(r"^totals: (\d+)", text, re.M).group(1))  # type: ignore[union-attr]
+            thread = int(re.search(r"^thread: (\d+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
+            result[thread] = int(re.search(r"^totals: (\d+)", text, re.MULTILINE).group(1))  # type: ignore[union-attr]
         if not result:
             raise RuntimeError("callgrind wrote no per-thread counts")
         return result
@@ -101,7 +109,10 @@ def main() -> None:
     args = parser.parse_args()
     n1, n2 = (int(x) for x in args.n.split(","))
     for mode in args.modes.split(","):
-        low, high = totals(mode, n1, args.backend, args.config), totals(mode, n2, args.backend, args.config)
+        low, high = (
+            totals(mode, n1, args.backend, args.config),
+            totals(mode, n2, args.backend, args.config),
+        )
         grown = {t: (high.get(t, 0) - low.get(t, 0)) / (n2 - n1) for t in high}
         parent = grown.pop(1)
         actor = max(grown.values())

@@ -160,7 +160,9 @@ async def main(args: argparse.Namespace) -> None:
                     start = time.perf_counter()
                     await fn()
                     if batch:
-                        times.setdefault(name, []).append((time.perf_counter() - start) / args.size * 1e6)
+                        times.setdefault(name, []).append(
+                            (time.perf_counter() - start) / args.size * 1e6
+                        )
             nursery.cancel_scope.cancel()
             for sock in (floor, rpc, to_real):
                 sock.close()

@@ -119,7 +119,9 @@ async def bare_echo(address: str, n: int, batches: int) -> dict[str, Any]:
     return {"cpu": _best(cpu), "counts": counts}
 
 
-def _per_call(before: tuple[float, float], after: tuple[float, float], n: int) -> tuple[float, float]:
+def _per_call(
+    before: tuple[float, float], after: tuple[float, float], n: int
+) -> tuple[float, float]:
     """(user, system) microseconds per round trip."""
     return ((after[0] - before[0]) / n * 1e6, (after[1] - before[1]) / n * 1e6)
 
@@ -182,7 +184,10 @@ async def main(args: argparse.Namespace) -> None:
             for _ in range(n):
                 await portal.run(noop)
             actor_ops, actor_op_fns = await portal.run(opcodes_stop)
-            for side, ops, fns in (("parent", parent_ops, parent_op_fns), ("actor", actor_ops, actor_op_fns)):
+            for side, ops, fns in (
+                ("parent", parent_ops, parent_op_fns),
+                ("actor", actor_ops, actor_op_fns),
+            ):
                 print(f"-- {side}: {ops.get('op', 0) / n:.0f} bytecodes per round trip")
                 for name, count in fns:
                     if count / n >= 1:
@@ -256,6 +261,8 @@ if __name__ == "__main__":
     parser.add_argument("-n", type=int, default=2000)
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--no-gc", action="store_true", help="disable the GC on both sides")
-    parser.add_argument("--opcodes", action="store_true", help="bytecodes per function per round trip")
+    parser.add_argument(
+        "--opcodes", action="store_true", help="bytecodes per function per round trip"
+    )
     parser.add_argument("--detail", action="store_true", help="list the calls per round trip")
     trio.run(main, parser.parse_args())

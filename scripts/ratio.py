@@ -29,7 +29,9 @@ async def main(runs: int, targets: list[str]) -> None:
             call, bare = statistics.median(calls) * 1e6, statistics.median(floor) * 1e6
             ratio = statistics.median(c / f for c, f in zip(calls, floor))
             ratios.append(ratio)
-            print(f"{target:<16} floor {bare:6.1f} us   portal.run {call:6.1f} us   ratio {ratio:4.2f}")
+            print(
+                f"{target:<16} floor {bare:6.1f} us   portal.run {call:6.1f} us   ratio {ratio:4.2f}"
+            )
         print(f"{target:<16} median ratio over {runs} runs: {statistics.median(ratios):.2f}")
 
 

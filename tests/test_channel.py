@@ -39,7 +39,9 @@ async def test_messages_round_trip(pair: tuple[Channel, socket.socket]) -> None:
         assert list(await channel.receive()) == ["return", 1, [1, 2, 3]]
 
 
-async def test_frame_announcing_more_than_the_limit_is_a_protocol_error(pair: tuple[Channel, socket.socket]) -> None:
+async def test_frame_announcing_more_than_the_limit_is_a_protocol_error(
+    pair: tuple[Channel, socket.socket],
+) -> None:
     channel, raw = pair
     with trio.fail_after(5):
         raw.sendall(struct.pack(">I", 10**9))
@@ -49,7 +51,9 @@ async def test_frame_announcing_more_than_the_limit_is_a_protocol_error(pair: tu
             await channel.receive()  # closed: no way to find the next frame
 
 
-async def test_messages_before_an_oversized_frame_arrive_first(pair: tuple[Channel, socket.socket]) -> None:
+async def test_messages_before_an_oversized_frame_arrive_first(
+    pair: tuple[Channel, socket.socket],
+) -> None:
     """What came whole before a bad header is delivered; the next receive reports the header
     (it is already buffered: nothing more has to arrive for that)."""
     channel, raw = pair
@@ -71,11 +75,15 @@ async def test_undecodable_frame_is_a_protocol_error(pair: tuple[Channel, socket
             await channel.receive()
 
 
-async def test_unencodable_value_fails_in_the_sender_and_the_channel_lives(pair: tuple[Channel, socket.socket]) -> None:
+async def test_unencodable_value_fails_in_the_sender_and_the_channel_lives(
+    pair: tuple[Channel, socket.socket],
+) -> None:
     channel, raw = pair
     other = Channel(raw, channel.codec)
     with trio.fail_after(5):
-        with pytest.raises(TypeError, match=f"cannot send this value over a {channel.codec.name} channel"):
+        with pytest.raises(
+            TypeError, match=f"cannot send this value over a {channel.codec.name} channel"
+        ):
             await channel.send(["return", 1, samples._Unsendable()])
         with pytest.raises(ValueError, match="exceeds the 1024-byte frame limit"):
             await channel.send(["return", 1, "x" * 2000])
@@ -83,7 +91,9 @@ async def test_unencodable_value_fails_in_the_sender_and_the_channel_lives(pair:
         assert list(await other.receive()) == ["return", 2, "ok"]
 
 
-async def test_end_of_stream_and_truncated_frames_are_channel_closed(pair: tuple[Channel, socket.socket]) -> None:
+async def test_end_of_stream_and_truncated_frames_are_channel_closed(
+    pair: tuple[Channel, socket.socket],
+) -> None:
     channel, raw = pair
     with trio.fail_after(5):
         raw.sendall(struct.pack(">I", 100) + b"partial")
@@ -174,7 +184,9 @@ async def test_control_messages_keep_their_place_among_queued_items(
                 arrived.append(("stream", message[1], receiver.decode_items(message[2])))
             else:
                 arrived.append(tuple(message))
-    items_of_1 = [item for kind, cid, *rest in arrived if kind == "stream" and cid == 1 for item in rest[0]]
+    items_of_1 = [
+        item for kind, cid, *rest in arrived if kind == "stream" and cid == 1 for item in rest[0]
+    ]
     assert items_of_1 == list(range(10))
     assert [entry[:2] for entry in arrived][-2:] == [("stream", 2), ("stream_end", 1)]
 
@@ -238,7 +250,9 @@ async def test_a_cancelled_flush_never_tears_a_frame() -> None:
     await receiver.aclose()
 
 
-async def test_senders_wait_at_the_high_water_mark(writing_pair: tuple[Channel, Channel, trio.Nursery]) -> None:
+async def test_senders_wait_at_the_high_water_mark(
+    writing_pair: tuple[Channel, Channel, trio.Nursery],
+) -> None:
     """A peer that does not read slows the sender down instead of growing the queue."""
     from subint_spawn._core._channel import HIGH_WATER
 
@@ -289,7 +303,9 @@ def test_parent_bound_kinds_are_refused_by_the_actor() -> None:
         m.parse(("return", 1, None), m.TO_ACTOR)
 
 
-async def test_garbage_sent_to_an_actor_tears_it_down_without_a_hang(spawn_backend: str, subint_config: str) -> None:
+async def test_garbage_sent_to_an_actor_tears_it_down_without_a_hang(
+    spawn_backend: str, subint_config: str
+) -> None:
     with trio.fail_after(20):
         with pytest.raises(RemoteActorError):
             async with subint_spawn.open_nursery(backend=spawn_backend, config=subint_config) as an:

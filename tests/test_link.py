@@ -50,7 +50,9 @@ async def link() -> AsyncIterator[Link]:
     parent_end, actor_end = socket.socketpair()
     actor = Channel(actor_end, get_codec("pickle"))
     async with trio.open_nursery() as nursery:
-        fixture = Link(ActorLink(Channel(parent_end, get_codec("pickle")), "scripted"), actor, nursery)
+        fixture = Link(
+            ActorLink(Channel(parent_end, get_codec("pickle")), "scripted"), actor, nursery
+        )
         nursery.start_soon(fixture.serve)
         await actor.send((m.READY, "scripted", "uid", 1, 1))
         with trio.fail_after(BOUND):
@@ -61,7 +63,9 @@ async def link() -> AsyncIterator[Link]:
     actor.close_now()
 
 
-async def call(link: ActorLink, results: dict[str, Any], key: str, done: trio.Event | None = None) -> None:
+async def call(
+    link: ActorLink, results: dict[str, Any], key: str, done: trio.Event | None = None
+) -> None:
     try:
         results[key] = await link.call("mod", key, {})
     except Exception as exc:
@@ -81,14 +85,18 @@ async def test_a_call_routes_what_arrives_before_its_answer(
         async with trio.open_nursery() as calls:
             calls.start_soon(call, link.link, results, "first")
             _, cid, *_ = await link.next_call()
-            await link.actor.send((m.LOG, logging.WARNING, "scripted.logger", "meanwhile", "scripted", None))
+            await link.actor.send(
+                (m.LOG, logging.WARNING, "scripted.logger", "meanwhile", "scripted", None)
+            )
             await link.answer(cid + 1000, "nobody's")
             await link.answer(cid, 1)
     assert results == {"first": 1}
     assert "meanwhile" in caplog.text
 
 
-async def test_concurrent_calls_get_their_answers_in_any_order(link: Link, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_concurrent_calls_get_their_answers_in_any_order(
+    link: Link, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The first call reads; once it is gone, the receive loop reads for the second at once
     (not on the retake timer: here, never)."""
     monkeypatch.setattr(_portal, "_RETAKE_AFTER", 1e9)
@@ -163,7 +171,7 @@ async def test_a_malformed_message_fails_the_call_reading_it_and_ends_the_link(l
     with trio.fail_after(BOUND):
         async with trio.open_nursery() as calls:
             calls.start_soon(call, link.link, results, "first")
-            _, cid, *_ = await link.next_call()
+            _, _cid, *_ = await link.next_call()
             await link.actor.send((m.RETURN, "not an int", None))
         await link.served.wait()
     assert isinstance(results["first"], ProtocolError)

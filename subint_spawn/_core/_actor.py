@@ -63,7 +63,6 @@ _EXTENSION_HINTS = (
 )
 
 
-
 def _extension_hint(exc: BaseException | None) -> str | None:
     """What to use instead, when ``exc`` or an error it was raised from says an extension
     cannot load in this interpreter (pandas wraps numpy's refusal in its own ImportError)."""
@@ -218,7 +217,9 @@ class _Actor:
             fn, inline = self._lookup(module, qualname)
             if inline:  # (see _dispatch)
                 try:
-                    await self.channel.send_frame(self._answer_sync(cid, fn, module, qualname, kwargs))
+                    await self.channel.send_frame(
+                        self._answer_sync(cid, fn, module, qualname, kwargs)
+                    )
                 except ChannelClosed:
                     pass
             else:
@@ -278,7 +279,9 @@ class _Actor:
         except ChannelClosed:
             pass  # the parent went away; the dispatcher sees it too and stops us
 
-    async def _serve_call(self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]) -> None:
+    async def _serve_call(
+        self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]
+    ) -> None:
         with trio.CancelScope() as scope:
             self.calls[cid] = scope
             try:
@@ -286,7 +289,9 @@ class _Actor:
             finally:
                 del self.calls[cid]
 
-    async def _serve_context(self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]) -> None:
+    async def _serve_context(
+        self, cid: int, module: str, qualname: str, kwargs: dict[str, Any]
+    ) -> None:
         """Run ``fn(ctx, **kwargs)``; answer with its result, its error, or ``cancelled``.
 
         The context's cancel scope is cancelled by the parent's ``cancel`` or by the function's
@@ -319,7 +324,11 @@ class _Actor:
             if scope.cancelled_caught or frame is None:
                 who = "the parent" if ctx.cancelled_by_peer else f"actor {self.name!r} itself"
                 info: ErrorInfo = [
-                    "ContextCancelled", f"context {module}.{qualname} was cancelled by {who}", "", self.name, None
+                    "ContextCancelled",
+                    f"context {module}.{qualname} was cancelled by {who}",
+                    "",
+                    self.name,
+                    None,
                 ]
                 frame = self.channel.encode((m.CANCELLED, cid, info))
             await self._send_answer(frame)
@@ -340,7 +349,9 @@ class _Actor:
             return self._error_frame(cid, exc)
         return self._result_frame(cid, module, qualname, result)
 
-    def _answer_sync(self, cid: int, fn: Any, module: str, qualname: str, kwargs: dict[str, Any]) -> bytes:
+    def _answer_sync(
+        self, cid: int, fn: Any, module: str, qualname: str, kwargs: dict[str, Any]
+    ) -> bytes:
         try:
             result = fn(**kwargs)
         except BaseException as exc:
@@ -364,7 +375,9 @@ class _Actor:
             # Never let describing an error kill the actor: send what surely encodes.
             type_name, message, text, where, _ = info
             note = f"\n[the error could not be sent whole: {failure}]"
-            return self.channel.encode((m.ERROR, cid, [type_name, message, text + sendable_text(note), where, None]))
+            return self.channel.encode(
+                (m.ERROR, cid, [type_name, message, text + sendable_text(note), where, None])
+            )
 
     def _result_frame(self, cid: int, module: str, qualname: str, result: Any) -> bytes:
         try:

@@ -72,7 +72,9 @@ _COMPACT_AT = 1024 * 1024
 
 
 class Channel:
-    def __init__(self, sock: socket.socket, codec: Codec, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+    def __init__(
+        self, sock: socket.socket, codec: Codec, *, max_frame: int = DEFAULT_MAX_FRAME
+    ) -> None:
         sock.setblocking(False)
         self._sock = sock
         self.codec = codec
@@ -228,7 +230,9 @@ class Channel:
             return [loads(payload) for payload in payloads]
         except Exception as exc:
             self._close_socket()
-            raise ProtocolError(f"undecodable {self.codec.name} stream item from peer: {exc}") from exc
+            raise ProtocolError(
+                f"undecodable {self.codec.name} stream item from peer: {exc}"
+            ) from exc
 
     def send_nowait(self, frame: bytes) -> bool:
         """Queue a frame from synchronous code (a logging handler) without ever waiting.
@@ -440,7 +444,12 @@ class Channel:
         """Decode every whole frame buffered; leave a partial one."""
         messages: list[Any] = []
         inbox, pos, end = self._inbox, self._in_pos, len(self._inbox)
-        loads, unpack_from, header, limit = self._loads, _HEADER.unpack_from, _HEADER.size, self.max_frame
+        loads, unpack_from, header, limit = (
+            self._loads,
+            _HEADER.unpack_from,
+            _HEADER.size,
+            self.max_frame,
+        )
         with memoryview(inbox) as view:
             while end - pos >= header:
                 (length,) = unpack_from(inbox, pos)
@@ -502,7 +511,9 @@ class Channel:
         self._room.unpark_all()
 
 
-def channel_from_fd(fd: int, codec: Codec, *, dup: bool, max_frame: int = DEFAULT_MAX_FRAME) -> Channel:
+def channel_from_fd(
+    fd: int, codec: Codec, *, dup: bool, max_frame: int = DEFAULT_MAX_FRAME
+) -> Channel:
     """A channel on a connected AF_UNIX stream socket given by fd.
 
     ``dup=True`` works on a duplicate, leaving ``fd`` to its owner: a subinterpreter shares the

@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import pickle
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal, Protocol
 
 __all__ = ["Codec", "CodecName", "get_codec"]

@@ -358,15 +358,18 @@ class ActorContext(Context):
             self.scope.cancel()
 
 
-
-async def stream_from_generator(ctx: ActorContext, target: list[str], kwargs: dict[str, Any]) -> None:
+async def stream_from_generator(
+    ctx: ActorContext, target: list[str], kwargs: dict[str, Any]
+) -> None:
     """The actor side of ``portal.open_stream_from``: send what the generator yields."""
     from ._funcref import resolve
 
     module, qualname = target
     agen = resolve((module, qualname))(**kwargs)
     if not hasattr(agen, "__anext__"):
-        raise TypeError(f"{module}.{qualname} is not an async generator function (async def ... yield)")
+        raise TypeError(
+            f"{module}.{qualname} is not an async generator function (async def ... yield)"
+        )
     await ctx.started()
     async with ctx.open_stream() as stream:
         try:

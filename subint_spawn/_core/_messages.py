@@ -81,7 +81,6 @@ TO_ACTOR = frozenset({CALL, CONTEXT, CANCEL, STOP}) | _BOTH_WAYS
 TO_PARENT = frozenset({READY, STARTUP_ERROR, STARTED, RETURN, ERROR, CANCELLED, LOG}) | _BOTH_WAYS
 
 
-
 def parse(message: Any, allowed: frozenset[str]) -> tuple[Any, ...]:
     """Validate an arriving message; return it as a tuple, or raise :class:`ProtocolError`."""
     # Fast paths for the bulk of the traffic -- stream items, calls, results -- as pickle
@@ -94,14 +93,18 @@ def parse(message: Any, allowed: frozenset[str]) -> tuple[Any, ...]:
                 kind == RETURN and kind in allowed and type(message[1]) is int
             ):
                 return message
-        elif n == 5 and message[0] == CALL and CALL in allowed:
-            if (
+        elif (
+            n == 5
+            and message[0] == CALL
+            and CALL in allowed
+            and (
                 type(message[1]) is int
                 and type(message[2]) is str
                 and type(message[3]) is str
                 and type(message[4]) is dict
-            ):
-                return message
+            )
+        ):
+            return message
     if not isinstance(message, (tuple, list)) or not message or not isinstance(message[0], str):
         raise ProtocolError(f"not a message: {message!r:.200}")
     kind = message[0]
@@ -118,7 +121,9 @@ def parse(message: Any, allowed: frozenset[str]) -> tuple[Any, ...]:
         else:
             ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if not ok:
-            raise ProtocolError(f"{kind!r} field {index} should be {expected.__name__}, got {type(value).__name__}")
+            raise ProtocolError(
+                f"{kind!r} field {index} should be {expected.__name__}, got {type(value).__name__}"
+            )
     if kind in (ERROR, STARTUP_ERROR, CANCELLED):
         _check_error_info(message[-1])
     return tuple(message)

@@ -137,7 +137,11 @@ def _ref_for_run(fn: Callable[..., Any]) -> tuple[str, str, Any, str]:
     module, qualname = ref_of(fn)
     home = sys.modules.get(fn.__module__)
     known = (module, qualname, home, fn.__module__)
-    if "." not in qualname and home is not None and getattr(home, "__dict__", {}).get(qualname) is fn:
+    if (
+        "." not in qualname
+        and home is not None
+        and getattr(home, "__dict__", {}).get(qualname) is fn
+    ):
         if len(_refs) >= _REFS_MAX:
             _refs.clear()
         _refs[fn] = known
@@ -345,9 +349,13 @@ class ActorLink:
                 finally:
                     self._reader = None
                     if self._serve_task is not None:  # the loop is parked: hand back
-                        if self._contexts or self._ended is not None or (
-                            len(self._pending) > 1
-                            and time.perf_counter() - self._newest_wait < _RETAKE_AFTER
+                        if (
+                            self._contexts
+                            or self._ended is not None
+                            or (
+                                len(self._pending) > 1
+                                and time.perf_counter() - self._newest_wait < _RETAKE_AFTER
+                            )
                         ):
                             self._wake_serve()  # others wait for messages now
                         elif not self._retake_armed and self._retake is not None:
@@ -399,7 +407,9 @@ class ActorLink:
         """A reader saw the channel end (``exc``): close the link, wake the loop to exit."""
         error: BaseException
         if isinstance(exc, ProtocolError):
-            log.error("actor %r sent a malformed message; its channel is closed: %s", self.actor_name, exc)
+            log.error(
+                "actor %r sent a malformed message; its channel is closed: %s", self.actor_name, exc
+            )
             error = exc
         else:
             error = ChannelClosed(f"actor {self.actor_name!r} closed its channel")
@@ -497,7 +507,11 @@ class ActorLink:
                 # need be; the scope is left only when the timer fires or the loop reads.
                 with trio.CancelScope() as self._retake:
                     self._retake_armed = False
-                    while self._reader is not None and self._reader is not _SERVE and self._ended is None:
+                    while (
+                        self._reader is not None
+                        and self._reader is not _SERVE
+                        and self._ended is None
+                    ):
                         self._serve_task = trio.lowlevel.current_task()
                         await trio.lowlevel.wait_task_rescheduled(self._unpark)
                 self._retake = None
@@ -523,7 +537,11 @@ class ActorLink:
         if kind == m.LOG:
             _logs.reemit(message)
             return
-        ctx = self._contexts.get(message[1]) if len(message) > 1 and isinstance(message[1], int) else None
+        ctx = (
+            self._contexts.get(message[1])
+            if len(message) > 1 and isinstance(message[1], int)
+            else None
+        )
         if ctx is not None and kind != m.READY:
             if kind == m.STARTED:
                 ctx.on_started(message[2])
