@@ -53,6 +53,14 @@ from ._trio_private import stop_idle_workers
 THREAD_JOIN_BOUND = 1.0
 # How long the watchdog, on its way out, tries to get CLEANING_UP into a full control socket.
 _NOTICE_BOUND = 1.0
+# After an injected kill has landed, how long KILL only wakes the loop instead of injecting
+# again.  The first exception has usually stopped the code; what runs next is the guest's own
+# unwinding (trio cancelling tasks, actors closing what they own), and a second exception
+# landing in there -- inside trio's scheduler, or in a callback that wakes a task when a
+# thread hand-off ends -- can lose that wake-up and leave the unwinding waiting forever
+# (ai/kill-lands-once.md).  Code that swallows the exception is injected again after this,
+# still well inside the parent's kill bound.
+REINJECT_AFTER = 0.15
 # Beyond its budget, how long a dump helper may take (formatting and sending) before the
 # exiting watchdog stops waiting for it.
 _DUMP_HELPER_SLACK = 2.0
@@ -81,6 +89,17 @@ def _set_async_exc(ident: int, exc_type: type[BaseException] | None) -> int:
     )
 
 
+class _InjectedKill(KilledByWatchdog):
+    """What KILL injects: raised in the runner thread, so creating it is the moment the kill
+    lands, and it records that moment for the watchdog (see :data:`REINJECT_AFTER`)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        guard = _current
+        if guard is not None:
+            guard.kill_landed_at = time.monotonic()
+
+
 class _Guard:
     """State shared by the runner thread and the watchdog thread of one interpreter.
 
@@ -100,6 +119,8 @@ class _Guard:
         self.runner_ident = threading.get_ident()
         self.cancel_requested = False
         self.kill_requested = False
+        #: When an injected kill last landed in the runner (written there, read by the watchdog).
+        self.kill_landed_at: float | None = None
         # (trio token, root cancel scope) once the guest's trio loop is up; one store, so the
         # watchdog sees both or neither.
         self.trio_state: tuple[Any, Any] | None = None
@@ -147,7 +168,9 @@ class _Guard:
                 _cancel_via_token(*state)
         elif command == KILL:
             self.kill_requested = True
-            _set_async_exc(self.runner_ident, KilledByWatchdog)
+            landed = self.kill_landed_at
+            if landed is None or time.monotonic() - landed >= REINJECT_AFTER:
+                _set_async_exc(self.runner_ident, _InjectedKill)
             state = self.trio_state
             if state is not None:
                 # An injected exception lands only when the runner runs bytecode; a trio loop
