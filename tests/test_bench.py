@@ -22,6 +22,7 @@ TINY = dataclasses.replace(
     stream_items=100,
     echo_items=10,
     concurrent=2,
+    concurrent_large=3,
     idle_actors=1,
     booting=2,
     cpu_repeat=1,
@@ -59,6 +60,12 @@ def test_a_plain_install_and_a_failing_row_lose_no_results(
         "prewarm(2)",
     ):
         assert " ms " in row("subint/isolated", before_and_after)
+    # N cold starts beside their CPU bound, at both N (the large one on isolated only).
+    assert " ms " in row("subint/isolated", "one cold start's CPU")
+    for n in (2, 3):
+        assert " s " in row("subint/isolated", f"bound: 1.25 x {n} x CPU / CPUs")
+    assert len([line for line in lines if "started / bound" in line]) == 2
+    assert " MB " in row("subint/isolated", "RSS per idle actor (N=3)")
     assert "skipped: anyio is not installed" in row("dev/anyio.to_interpreter", "per-call")
     assert " us " in row("dev/InterpreterPoolExecutor", "per-call")
     assert "0 interpreters alive" in next(line for line in lines if "census checks" in line)

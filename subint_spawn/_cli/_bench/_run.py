@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import statistics
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -126,6 +128,20 @@ async def bench_combo(
         on_row,
     )
 
+    start_cpu = metric("start_cpu", "ms")
+    await measure(
+        result,
+        ("start_cpu",),
+        lambda: _repeat(
+            label,
+            titles["start_cpu"],
+            settings.repeat,
+            lambda: samples.start_cpu_once(backend, config),
+            start_cpu,
+        ),
+        on_row,
+    )
+
     if subint:
         first = metric("warm_first", "ms")
         whole = metric("warm_teardown", "ms")
@@ -186,21 +202,50 @@ async def bench_combo(
 
     await measure(result, ("reclaim",), reclaims, on_row)
 
+    async def cold_starts(name: str, n: int, repeat: int) -> None:
+        """N cold actors started at once, beside what their CPU alone allows: N starts' CPU
+        spread over every CPU, with a quarter more for the parent's share and the scheduling
+        (issue 14's bound), from the one-start CPU measured earlier in this run."""
+        cold = metric(name, "s")
+        bound = metric(f"{name}_bound", "s")
+        ratio = metric(f"{name}_ratio", "x")
+
+        async def work() -> None:
+            await _repeat(
+                label,
+                titles[name],
+                repeat,
+                lambda: samples.start_many(backend, config, n, False, result),
+                cold,
+                warm_up=False,
+            )
+            if not start_cpu.measured:
+                raise RuntimeError("no one-start CPU to compare with (its row failed)")
+            one = statistics.median(start_cpu.samples) / SCALE[start_cpu.unit]
+            limit = 1.25 * n * one / (os.cpu_count() or 1)
+            bound.samples = [limit]
+            ratio.samples = [sample / limit for sample in cold.samples]
+
+        await measure(result, (name, f"{name}_bound", f"{name}_ratio"), work, on_row)
+
+    await cold_starts("start_cold", settings.concurrent, heavy)
+    if label in ISOLATED:
+        await cold_starts("start_large", settings.concurrent_large, settings.comparison_repeat)
+        memory_large = metric("memory_large", "MB")
+        await measure(
+            result,
+            ("memory_large",),
+            lambda: _repeat(
+                label,
+                titles["memory_large"],
+                1,
+                lambda: samples.memory(backend, config, settings.concurrent_large, result),
+                memory_large,
+                warm_up=False,
+            ),
+            on_row,
+        )
     n = settings.concurrent
-    cold = metric("start_cold", "s")
-    await measure(
-        result,
-        ("start_cold",),
-        lambda: _repeat(
-            label,
-            titles["start_cold"],
-            heavy,
-            lambda: samples.start_many(backend, config, n, False, result),
-            cold,
-            warm_up=False,
-        ),
-        on_row,
-    )
     if subint:
         warm = metric("start_warm", "s")
         await measure(

@@ -196,6 +196,27 @@ async def start_actors(an: subint_spawn.ActorNursery, count: int, prefix: str) -
             starters.start_soon(partial(an.start_actor, f"{prefix}{index}"))
 
 
+def own_cpu() -> float:
+    """CPU seconds of this process (every thread, so every subinterpreter) and of its reaped
+    children (the ``trio`` backend's actor processes)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+async def start_cpu_once(backend: str, config: str | None) -> float:
+    """CPU seconds one cold actor costs until it is ready (``start_actor`` returned): what
+    starting N at once needs N times over.  Its teardown is outside the window; the actor
+    processes of the ``trio`` backend are counted once reaped, so the window closes after the
+    block for them (their teardown is then in it too, a little over the boot)."""
+    async with nursery(backend, config) as an:
+        before = own_cpu()
+        await an.start_actor("one", enable_modules=[_workloads.__name__])
+        during = own_cpu() - before
+    if backend == "trio":
+        during = own_cpu() - before
+    return during
+
+
 async def start_many(
     backend: str, config: str | None, count: int, warm: bool, result: Result
 ) -> float:
