@@ -13,7 +13,7 @@ from subint_spawn import BootstrapError, InterpreterKilled, RemoteError, census
 from subint_spawn._exceptions import AbandonedInterpreterWarning
 from subint_spawn.driver import KillPolicy, open_subinterpreter
 
-from . import runs_trio_samples, samples
+from . import library_probe, runs_trio_samples, samples
 
 
 @pytest.fixture
@@ -336,3 +336,23 @@ async def test_interpreter_left_with_a_non_daemon_thread_is_destroyed_once_it_en
         while census().interpreters:  # ...and the late destroyer gets it
             await trio.sleep(0.01)
     assert [entry[0] for entry in _interpreters.list_all()] == [0]
+
+
+async def test_a_boot_that_imports_trio_asks_the_parent_not_ldconfig(
+    subint_config: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``import trio`` looks up libpthread, which runs ``ldconfig -p`` in a subprocess: the
+    boot answers from the parent's one lookup during the imports, then puts the real
+    ``find_library`` back.  A sentinel answer in the parent proves where the answer came from."""
+    from subint_spawn._core import _driver
+
+    monkeypatch.setattr(_driver, "_known_libraries", {"pthread": "libpthread-from-parent.so"})
+    with trio.fail_after(20):
+        interp = await _driver.boot(subint_config, modules=("trio", "tests.library_probe"))
+        try:
+            interp.start(library_probe.find_library_now)
+            at_import, now, module = await interp.wait()
+        finally:
+            await interp.aclose()
+    assert at_import == "libpthread-from-parent.so"
+    assert now != "libpthread-from-parent.so" and module == "ctypes.util"

@@ -99,6 +99,37 @@ BACKGROUND_NICENESS = 10
 
 _SET_PATH = "import sys; sys.path[:] = _parent_path; del _parent_path"
 _IMPORT = "import importlib as _il\nfor _m in _modules:\n    _il.import_module(_m)\ndel _il, _m, _modules\n"
+# The same, with ctypes.util.find_library answering from the parent's results while the
+# modules import: ``import trio`` looks up libpthread (to name its worker threads), and
+# find_library runs ``ldconfig -p`` in a subprocess for that, ~2-4 ms per boot here.  The
+# lookup's answer is the same for the whole process; the original function is back in place
+# once the imports are done.
+_IMPORT_WITH_LIBRARIES = """\
+import ctypes.util as _cu, importlib as _il
+_find, _known = _cu.find_library, dict(_libraries)
+_cu.find_library = lambda name: _known[name] if name in _known else _find(name)
+try:
+    for _m in _modules:
+        _il.import_module(_m)
+finally:
+    _cu.find_library = _find
+del _cu, _il, _find, _known, _m, _modules, _libraries
+"""
+#: Top-level packages whose import runs ``import trio`` (see ``_IMPORT_WITH_LIBRARIES``).
+_IMPORTS_TRIO = frozenset({"trio", "subint_spawn", "tractor"})
+_known_libraries: dict[str, str | None] = {}
+_known_libraries_lock = threading.Lock()
+
+
+def _libraries_for_trio() -> tuple[tuple[str, str | None], ...]:
+    """``find_library`` answers ``import trio`` asks for, looked up once per process (on the
+    first boot's thread, not on the trio loop)."""
+    with _known_libraries_lock:
+        if not _known_libraries:
+            import ctypes.util
+
+            _known_libraries["pthread"] = ctypes.util.find_library("pthread")
+        return tuple(_known_libraries.items())  # shareable across interpreters
 
 
 @dataclass(frozen=True)
@@ -710,7 +741,11 @@ def _boot_blocking(
     try:
         excinfo = _interpreters.exec(interpreter_id, _SET_PATH, {"_parent_path": parent_path})
         if excinfo is None and modules:
-            excinfo = _interpreters.exec(interpreter_id, _IMPORT, {"_modules": modules})
+            if any(name.partition(".")[0] in _IMPORTS_TRIO for name in modules):
+                shared = {"_modules": modules, "_libraries": _libraries_for_trio()}
+                excinfo = _interpreters.exec(interpreter_id, _IMPORT_WITH_LIBRARIES, shared)
+            else:
+                excinfo = _interpreters.exec(interpreter_id, _IMPORT, {"_modules": modules})
         if excinfo is not None:
             doing = f"importing {', '.join(modules)}" if modules else "setting sys.path"
             error = _excinfo_error(
