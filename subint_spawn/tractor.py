@@ -59,10 +59,7 @@ def install(config: Config | None = None, *, policy: KillPolicy | None = None) -
     if chosen not in _CONFIGS:
         source = "config" if config else CONFIG_ENV
         raise ValueError(f"{source}={chosen!r}: use 'legacy' or 'isolated'")
-    _api.load()  # refuses a missing or different tractor before anything changes
-    _spawn.settings.config = chosen  # type: ignore[assignment]
-    _spawn.settings.policy = policy or _spawn.KILL_POLICY
-    _api.install_method(_spawn.subint_proc)
+    _spawn.install_here(chosen, policy)  # type: ignore[arg-type]
 
 
 async def prewarm(n: int, config: Config | None = None) -> None:

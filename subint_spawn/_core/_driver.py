@@ -62,6 +62,7 @@ from ._census import REGISTRY, AbandonedInterpreter, now
 from ._control import CANCEL, KILL, ControlLink, control_socketpair
 from ._errors import rebuild
 from ._funcref import ref_of
+from ._guest_exit import at_guest_exit
 from ._handoff import DedicatedThread
 from ._names import CONFIGS, Config, check_config
 from ._stacks import DumpTarget, register_dump_source
@@ -723,7 +724,7 @@ def _destroy_finished_at_exit() -> None:
 
 
 register_dump_source(dump_targets)
-_guest.at_guest_exit(reap_orphans_blocking)
+at_guest_exit(reap_orphans_blocking)
 atexit.register(_destroy_finished_at_exit)
 
 

@@ -46,6 +46,7 @@ from ._control import (
     send_record,
 )
 from ._errors import describe
+from ._guest_exit import run_guest_exit_hooks
 from ._stacks import render_here
 from ._trio_private import stop_idle_workers
 
@@ -337,21 +338,6 @@ def _quiet_dead_loop_leftovers() -> None:
     sys.unraisablehook = hook
 
 
-#: Run, in order, once the guest's function is over and its watchdog is gone (see
-#: :func:`at_guest_exit`).
-_EXIT_HOOKS: list[Callable[[], object]] = []
-
-
-def at_guest_exit(hook: Callable[[], object]) -> None:
-    """Run ``hook()`` in this interpreter after its guest function ends, however it ends.
-
-    The driver registers its orphan reaper here when it is imported in an interpreter: an
-    actor's children must not outlive it, even when its own trio loop was torn down by a kill.
-    """
-    if hook not in _EXIT_HOOKS:
-        _EXIT_HOOKS.append(hook)
-
-
 def runs_trio[F: Callable[..., Any]](fn: F) -> F:
     """Mark a *synchronous* guest function that calls ``trio.run`` itself.
 
@@ -463,8 +449,7 @@ def run_guarded(
         guard.disarm()
         guard.close()
         stop_idle_workers()
-        for hook in _EXIT_HOOKS:
-            hook()
+        run_guest_exit_hooks()
         leftovers = _join_leftover_threads(guard)
     return dataclasses.replace(outcome, leftover_threads=leftovers)
 

@@ -1,10 +1,10 @@
 """The first code a tractor actor runs in its subinterpreter: tractor's own child entry point.
 
-The driver calls :func:`actor_child_main` as a plain function (tractor's entry runs its own
-``trio.run``).  Two things happen before tractor takes over:
+The driver runs :func:`subint_spawn._tractor._spawn.actor_child_main` as a plain function
+(tractor's entry runs its own ``trio.run``); it installs our spawn method in this interpreter's
+copy of tractor too (an actor that spawns ``'subint'`` children spawns them through the driver
+as well), then calls :func:`run_child_runtime` here.  Before tractor takes over:
 
-* Our spawn method is installed in this interpreter's copy of tractor too, so an actor that
-  spawns its own ``'subint'`` children spawns them through the driver as well.
 * The driver's cooperative cancel is pointed at tractor's runtime.  tractor's ``async_main`` is
   wrapped (in this interpreter only) and announces itself to the guest
   (:func:`subint_spawn._core._guest.announce_trio_loop`) with something whose ``cancel()`` runs
@@ -24,26 +24,13 @@ from typing import Any
 from .._core import _guest
 
 
-def actor_child_main(
-    uid: tuple[str, str],
-    loglevel: str | None,
-    parent_addr: Any,
-    infect_asyncio: bool,
-    config: str,
+def run_child_runtime(
+    uid: tuple[str, str], loglevel: str | None, parent_addr: Any, infect_asyncio: bool
 ) -> None:
-    """Run tractor's child runtime; returns when the actor's runtime has ended."""
-    from .. import tractor as front
+    """Run tractor's child runtime (our spawn method already installed in this interpreter);
+    returns when the actor's runtime has ended."""
     from . import _api
 
-    try:
-        front.install(config)  # type: ignore[arg-type]
-    except ImportError as exc:
-        if config == "isolated":
-            exc.add_note(
-                "tractor could not be imported in an isolated interpreter (its codec, msgspec, "
-                "refuses them: msgspec issue 1026); spawn tractor actors with config='legacy'"
-            )
-        raise
     _api.wrap_child_async_main(_announcing)
     _api.load().child_main(
         uid=uid,

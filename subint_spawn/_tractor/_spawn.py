@@ -66,9 +66,40 @@ WARM_UP_MODULES: tuple[str, ...] = (
     "trio",
     "subint_spawn._core._guest",
     "subint_spawn._core._guards",
+    "subint_spawn._tractor._spawn",
     "subint_spawn._tractor._child",
     "tractor._child",
 )
+
+
+def install_here(config: driver.Config, policy: driver.KillPolicy | None = None) -> None:
+    """Make tractor's ``'subint'`` method ours in this interpreter, with these settings
+    (:func:`subint_spawn.tractor.install` after it has checked its arguments)."""
+    _api.load()  # refuses a missing or different tractor before anything changes
+    settings.config = config
+    settings.policy = policy or KILL_POLICY
+    _api.install_method(subint_proc)
+
+
+def actor_child_main(
+    uid: tuple[str, str],
+    loglevel: str | None,
+    parent_addr: Any,
+    infect_asyncio: bool,
+    config: driver.Config,
+) -> None:
+    """What a tractor actor's interpreter runs: our method installed here too (so its own
+    ``'subint'`` children go through the driver), then tractor's child runtime."""
+    try:
+        install_here(config)
+    except ImportError as exc:
+        if config == "isolated":
+            exc.add_note(
+                "tractor could not be imported in an isolated interpreter (its codec, msgspec, "
+                "refuses them: msgspec issue 1026); spawn tractor actors with config='legacy'"
+            )
+        raise
+    _child.run_child_runtime(uid, loglevel, parent_addr, infect_asyncio)
 
 
 async def new_interpreter(
@@ -156,9 +187,7 @@ async def subint_proc(
     process = ActorInterpreter(interp, uid)
     registered = False
     try:
-        interp.start(
-            _child.actor_child_main, uid, subactor.loglevel, parent_addr, infect_asyncio, config
-        )
+        interp.start(actor_child_main, uid, subactor.loglevel, parent_addr, infect_asyncio, config)
         chan = process.channel = await _connected_or_boot_error(
             _api.ipc_server(actor_nursery), process
         )
