@@ -62,7 +62,7 @@ from ._census import REGISTRY, AbandonedInterpreter, now
 from ._control import CANCEL, KILL, ControlLink, control_socketpair
 from ._errors import rebuild
 from ._funcref import ref_of
-from ._guest_exit import at_guest_exit
+from ._guest_hooks import at_guest_exit
 from ._handoff import DedicatedThread
 from ._names import CONFIGS, Config, check_config
 from ._stacks import DumpTarget, register_dump_source
@@ -233,7 +233,13 @@ class Subinterpreter:
 
     async def wait_exited(self) -> None:
         """Until :attr:`exited`; unlike :meth:`wait` this neither reaps nor raises."""
-        await self._exited.wait()
+        await self._wait_exited()
+
+    async def _wait_exited(self) -> None:
+        if self._runner is None:
+            await self._exited.wait()
+        else:
+            await self._runner.wait_done(self._exited)  # (a signal lost to a kill is repaired)
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -298,7 +304,7 @@ class Subinterpreter:
         """
         if self._runner is None:
             raise RuntimeError(f"{self!r} was never started")
-        await self._exited.wait()
+        await self._wait_exited()
         await self._reap()
         return self._unpack()
 
@@ -315,12 +321,12 @@ class Subinterpreter:
             for timeout, waiting_for in _escalation([self], self.policy, trio.current_time):
                 if waiting_for:
                     with trio.move_on_after(timeout):
-                        await self._exited.wait()
+                        await self._wait_exited()
                 if self._exited.is_set():
                     return self._ending()
             if self._abandon("still running after cancel and injected exceptions (stuck in C?)"):
                 return "abandoned"
-            await self._exited.wait()  # it finished in the last instant; the signal is queued
+            await self._wait_exited()  # it finished in the last instant; the signal is queued
             return self._ending()
 
     def _finished(self) -> bool:
@@ -498,7 +504,7 @@ async def _destroy_off_loop(interp: Subinterpreter) -> None:
     with trio.CancelScope(shield=True):
         thread.start()
         with trio.move_on_after(DESTROY_BOUND):
-            await destroyed.wait()
+            await thread.wait_done(destroyed)
         if not destroyed.is_set() and thread.give_up():
             _report_abandoned(
                 interp.id,
@@ -508,7 +514,7 @@ async def _destroy_off_loop(interp: Subinterpreter) -> None:
                 "Its thread finishes the destroy on its own",
             )
             return
-        await destroyed.wait()  # finished in the last instant: the signal is queued
+        await thread.wait_done(destroyed)  # finished in the last instant: the signal is queued
         await trio.to_thread.run_sync(thread.join, interp.policy.join_bound)
 
 
@@ -825,7 +831,7 @@ async def boot(
     with trio.CancelScope(shield=True):
         thread.start()
         with trio.move_on_after(BOOT_BOUND):
-            await done.wait()
+            await thread.wait_done(done)
         if not done.is_set() and thread.give_up():
             reason = f"booting took longer than {BOOT_BOUND} s"
             _report_abandoned(
@@ -834,7 +840,7 @@ async def boot(
             raise BootstrapError(
                 "TimeoutError", reason, "", where=f"{checked} subinterpreter (booting)"
             )
-        await done.wait()  # finished in the last instant: the signal is queued
+        await thread.wait_done(done)  # finished in the last instant: the signal is queued
         if failed:
             raise failed[0]
         # Owned (and so reaped by the orphan reaper) before anything else can happen.

@@ -312,7 +312,7 @@ class _SharedEnvironment:
             self.getenv = _libc_getenv()
             import atexit
 
-            from ._guest_exit import at_guest_exit
+            from ._guest_hooks import at_guest_exit
 
             at_guest_exit(self.remove_additions)
             atexit.register(self.remove_additions)

@@ -46,7 +46,7 @@ from ._control import (
     send_record,
 )
 from ._errors import describe
-from ._guest_exit import run_guest_exit_hooks
+from ._guest_hooks import run_guest_exit_hooks, run_kill_wake_hooks
 from ._stacks import render_here
 from ._trio_private import stop_idle_workers
 
@@ -262,13 +262,9 @@ def _wake_via_token(token: Any) -> None:
     import trio
 
     try:
-        token.run_sync_soon(_noop)
+        token.run_sync_soon(run_kill_wake_hooks)
     except trio.RunFinishedError, OSError:
         pass  # the loop is gone (or died): nothing left to wake
-
-
-def _noop() -> None:
-    return None
 
 
 class CancelTarget(Protocol):

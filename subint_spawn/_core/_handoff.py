@@ -13,6 +13,12 @@ exactly once, under a lock:
   loop is already gone, nobody will, so the thread runs ``orphaned`` itself;
 * the trio side gave up first (:meth:`DedicatedThread.give_up`): the thread runs ``orphaned``
   when, if ever, it finishes.
+
+Inside a guest that is being killed, the signal itself can be lost: an injected exception that
+lands while the loop runs the signal's callback cuts it off, and a shielded wait for it would
+never end (ai/kill-lands-once.md).  So the trio side waits with :meth:`DedicatedThread.wait_done`,
+and every KILL's wake-up of the guest's loop sets the signal of each awaited thread that has
+finished (:func:`_repair_lost_signals`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from collections.abc import Callable
 import trio
 
 from ._census import REGISTRY
+from ._guest_hooks import on_kill_wake
 
 __all__ = ["DedicatedThread"]
 
@@ -85,6 +92,15 @@ class DedicatedThread:
             self.abandoned = True
         return True
 
+    async def wait_done(self, signal: trio.Event) -> None:
+        """Until ``signal`` (this thread's ``on_done`` sets it) is set: an ``Event.wait`` that
+        a lost signal cannot strand (see the module docstring)."""
+        _awaited[id(self)] = (self, signal)
+        try:
+            await signal.wait()
+        finally:
+            _awaited.pop(id(self), None)
+
     def _main(self) -> None:
         try:
             self._target()
@@ -109,3 +125,17 @@ class DedicatedThread:
             # injected exception): its wakeup socket is closed, so the callback would sit in a
             # queue nobody reads.  Same as gone.
             self._orphaned()
+
+
+#: Threads whose end a task of this interpreter awaits now, with the signal it waits for.
+_awaited: dict[int, tuple[DedicatedThread, trio.Event]] = {}
+
+
+def _repair_lost_signals() -> None:
+    """Set the signal of every awaited thread that has finished: its own was cut off."""
+    for thread, signal in list(_awaited.values()):
+        if thread.finished and not signal.is_set():
+            signal.set()
+
+
+on_kill_wake(_repair_lost_signals)
