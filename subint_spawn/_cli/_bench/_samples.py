@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 import subint_spawn
+from subint_spawn.driver import drain_destroys
 
 from .. import _workloads
 from ._model import SAMPLE_TIMEOUT, SIGNAL_TIMEOUT, BenchSettings, Metric, Result, percentile
@@ -208,6 +209,8 @@ async def start_cpu_once(backend: str, config: str | None) -> float:
     starting N at once needs N times over.  Its teardown is outside the window; the actor
     processes of the ``trio`` backend are counted once reaped, so the window closes after the
     block for them (their teardown is then in it too, a little over the boot)."""
+    # The previous sample's interpreter is destroyed in the background: not this start's CPU.
+    await drain_destroys()
     async with nursery(backend, config) as an:
         before = own_cpu()
         await an.start_actor("one", enable_modules=[_workloads.__name__])
