@@ -12,8 +12,9 @@ methods, so both see the same machine load.  Per round, from the caller's side:
 * ``result -> teardown``: from the result to the end of the actor nursery's block;
 * with ``--stuck``: an actor stuck in a pure-Python loop, or in ``threading.Event.wait(1.0)``
   (C, 1 s at a time), is cancelled; ``reclaim`` is from the cancel to the end of the block,
-  ``left`` how many more interpreters are alive right after than before the round
-  (``_interpreters.list_all``; a ``trio``-method actor is a process, always 0).
+  ``left`` how many more interpreters are alive after than before the round, once
+  subint_spawn's background destroys are done (``_interpreters.list_all``; a ``trio``-method
+  actor is a process, always 0; an actor abandoned in C is destroyed when its call returns).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import tractor
 import tractor_timing_samples as samples
 
 import subint_spawn.tractor as subint_tractor
+from subint_spawn.driver import drain_destroys
 
 # label: (tractor start_method, what selects the implementation behind it)
 METHODS: dict[str, tuple[str, Callable[[], None]]] = {
@@ -69,6 +71,7 @@ def alive() -> int:
 
 
 async def stuck_round(stuck: Callable[..., object], start_method: str) -> tuple[float, int]:
+    await drain_destroys()  # an earlier round's background destroy is not this round's
     before = alive()
     (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listener.socket.getsockname()[1]
@@ -86,6 +89,7 @@ async def stuck_round(stuck: Callable[..., object], start_method: str) -> tuple[
         reclaim = time.perf_counter() - cancelled_at
     finally:
         await listener.aclose()
+    await drain_destroys()  # subint_spawn destroys in the background once the block is over
     return reclaim, alive() - before
 
 
