@@ -66,6 +66,10 @@ def test_a_plain_install_and_a_failing_row_lose_no_results(
         assert " s " in row("subint/isolated", f"bound: 1.25 x {n} x CPU / CPUs")
     assert len([line for line in lines if "started / bound" in line]) == 2
     assert " MB " in row("subint/isolated", "RSS per idle actor (N=3)")
+    # tractor actors through each method: numbers when tractor is installed, else why not.
+    for method in ("trio method", "its own subint", "ours, cold", "ours, warm"):
+        tractor_row = row(f"dev/tractor: {method}", "spawn->first result")
+        assert " ms " in tractor_row or "skipped: tractor is not importable" in tractor_row
     assert "skipped: anyio is not installed" in row("dev/anyio.to_interpreter", "per-call")
     assert " us " in row("dev/InterpreterPoolExecutor", "per-call")
     assert "0 interpreters alive" in next(line for line in lines if "census checks" in line)

@@ -92,3 +92,8 @@ async def bare_echo(address: str, count: int) -> None:
         for _ in range(count):
             await trio.lowlevel.wait_readable(sock)
             sock.send(sock.recv(64))
+
+
+async def double(x: int) -> int:
+    """What a tractor actor runs in the bench's tractor rows (tractor runs async functions)."""
+    return 2 * x

@@ -48,6 +48,7 @@ from ._proc import CpuMeter
 from ._report import census_line, row_line, table_head, table_tail, to_json
 from ._run import OnRow, bench_combo, combos, no_rows
 from ._samples import SpinSignal
+from ._tractor_rows import tractor_rows
 
 __all__ = ["SIGNAL_TIMEOUT", "BenchSettings", "SpinSignal", "main", "run_bench"]
 
@@ -61,6 +62,7 @@ async def run_bench(settings: BenchSettings, on_row: OnRow = no_rows) -> list[Re
     results = [await bench_combo(b, c, settings, on_row) for b, c in combos(settings)]
     if settings.comparisons and "subint" in settings.backends:
         results += await comparisons(settings, on_row)
+        results += await tractor_rows(settings, on_row)  # last: it imports tractor
     return results
 
 

@@ -96,6 +96,8 @@ def metric_titles(settings: BenchSettings) -> dict[str, str]:
         "latency_boot": f"loop p95 lag, {settings.booting} booting",
         "latency_fill": f"loop p95 lag, prewarm({settings.booting})",
         "per_call": "per-call latency, no-op",
+        "tractor_first": "spawn->first result",
+        "tractor_teardown": "  result->teardown",
     }
 
 
@@ -108,7 +110,8 @@ class BenchSettings:
     their targets are) and ``comparison_repeat`` elsewhere, with N =
     ``concurrent`` and ``concurrent_large`` (actors started at once; the large N and its memory
     on subint/isolated only), ``idle_actors`` (memory), ``booting`` (loop
-    latency); ``cpu_repeat`` samples of the CPU scaling, each ``count_primes(cpu_limit)``.
+    latency); ``cpu_repeat`` samples of the CPU scaling, each ``count_primes(cpu_limit)``;
+    ``tractor_rounds`` rounds of the optional tractor rows.
     """
 
     backends: tuple[str, ...] = ("subint", "trio")
@@ -127,6 +130,7 @@ class BenchSettings:
     cpu_repeat: int = 5
     cpu_limit: int = 120_000
     comparisons: bool = True
+    tractor_rounds: int = 5
 
     @classmethod
     def quick(cls, backends: tuple[str, ...], configs: tuple[str, ...]) -> BenchSettings:
@@ -146,6 +150,7 @@ class BenchSettings:
             booting=4,
             cpu_repeat=2,
             cpu_limit=50_000,
+            tractor_rounds=1,
         )
 
 
