@@ -313,22 +313,18 @@ async def test_tractors_hard_kill_reaches_the_child_as_the_drivers_cooperative_c
     assert census().interpreters == 0
 
 
-@pytest.mark.usefixtures("installed")
-async def test_a_stuck_child_is_killed_even_with_no_cancel_request_queued_behind_it(
-    reg_addr: tuple[str, int], caplog: pytest.LogCaptureFixture
+async def killed_by_the_driver_alone(
+    reg_addr: tuple[str, int], caplog: pytest.LogCaptureFixture, name: str, function: Any
 ) -> None:
-    # Straight to the driver's kill, no tractor cancel request sent: once the injected exception
-    # has stopped the stuck task, only the end of the parent's channel lets the child's runtime
-    # (whose parent-channel loop is shielded) finish.
+    """Start ``function`` in an actor, then go straight to the driver's kill (the process
+    handle's ``terminate``), with no tractor cancel request sent: the kill must end it."""
     caplog.set_level(logging.INFO, logger="subint_spawn.tractor")
     with trio.fail_after(BOUND):
         async with ready_pipe() as ready, open_tractor_nursery(reg_addr) as an:
-            portal = await an.start_actor("spinner", enable_modules=[tractor_samples.__name__])
+            portal = await an.start_actor(name, enable_modules=[tractor_samples.__name__])
             ((_, process, _),) = an._children.values()
             async with trio.open_nursery() as callers:
-                callers.start_soon(
-                    partial(portal.run, tractor_samples.spin_in_python, ready_fd=ready.write_fd)
-                )
+                callers.start_soon(partial(portal.run, function, ready_fd=ready.write_fd))
                 await ready.wait()
                 process.terminate()
                 await process.wait()
@@ -340,26 +336,21 @@ async def test_a_stuck_child_is_killed_even_with_no_cancel_request_queued_behind
 
 
 @pytest.mark.usefixtures("installed")
+async def test_a_stuck_child_is_killed_even_with_no_cancel_request_queued_behind_it(
+    reg_addr: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Once the injected exception has stopped the stuck task, only the end of the parent's
+    # channel lets the child's runtime (whose parent-channel loop is shielded) finish.
+    await killed_by_the_driver_alone(reg_addr, caplog, "spinner", tractor_samples.spin_in_python)
+
+
+@pytest.mark.usefixtures("installed")
 async def test_an_idle_child_deaf_to_cancellation_is_woken_to_take_the_injected_exception(
     reg_addr: tuple[str, int], caplog: pytest.LogCaptureFixture
 ) -> None:
     # Its loop waits in epoll (C) for a 60 s deadline, where an injected exception is not
     # delivered: without a wake-up on each injection this child is abandoned.
-    caplog.set_level(logging.INFO, logger="subint_spawn.tractor")
-    with trio.fail_after(BOUND):
-        async with ready_pipe() as ready, open_tractor_nursery(reg_addr) as an:
-            portal = await an.start_actor("deaf", enable_modules=[tractor_samples.__name__])
-            ((_, process, _),) = an._children.values()
-            async with trio.open_nursery() as callers:
-                callers.start_soon(
-                    partial(portal.run, tractor_samples.sleep_shielded, ready_fd=ready.write_fd)
-                )
-                await ready.wait()
-                process.terminate()
-                await process.wait()
-                callers.cancel_scope.cancel()
-    assert any("the driver's kill: killed" in r.getMessage() for r in caplog.records), caplog.text
-    assert census().interpreters == 0
+    await killed_by_the_driver_alone(reg_addr, caplog, "deaf", tractor_samples.sleep_shielded)
     await drain_destroys()
     assert census().destroying == 0 and census().threads == 0
 

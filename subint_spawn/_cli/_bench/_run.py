@@ -97,49 +97,46 @@ async def bench_combo(
         made = result.metrics[name] = Metric(unit)
         return made
 
+    async def repeated(
+        name: str,
+        unit: str,
+        count: int,
+        once: Callable[[], Awaitable[float]],
+        *,
+        warm_up: bool = True,
+    ) -> Metric:
+        """A row of ``count`` samples of ``once()`` (seconds), reported once measured."""
+        made = metric(name, unit)
+        await measure(
+            result,
+            (name,),
+            lambda: _repeat(label, titles[name], count, once, made, warm_up=warm_up),
+            on_row,
+        )
+        return made
+
     # Memory first, while the process is fresh: legacy interpreters allocate from the main
     # allocator, which keeps freed arenas around for reuse.
-    memory = metric("memory", "MB")
-    await measure(
-        result,
-        ("memory",),
-        lambda: _repeat(
-            label,
-            titles["memory"],
-            1,
-            lambda: samples.memory(backend, config, settings.idle_actors, result),
-            memory,
-            warm_up=False,
-        ),
-        on_row,
+    await repeated(
+        "memory",
+        "MB",
+        1,
+        lambda: samples.memory(backend, config, settings.idle_actors, result),
+        warm_up=False,
     )
 
-    spawn = metric("spawn", "ms")
-    await measure(
-        result,
-        ("spawn",),
-        lambda: _repeat(
-            label,
-            titles["spawn"],
-            settings.repeat,
-            lambda: samples.spawn_once(backend, config),
-            spawn,
-        ),
-        on_row,
+    await repeated(
+        "spawn",
+        "ms",
+        settings.repeat,
+        lambda: samples.spawn_once(backend, config),
     )
 
-    start_cpu = metric("start_cpu", "ms")
-    await measure(
-        result,
-        ("start_cpu",),
-        lambda: _repeat(
-            label,
-            titles["start_cpu"],
-            settings.repeat,
-            lambda: samples.start_cpu_once(backend, config),
-            start_cpu,
-        ),
-        on_row,
+    start_cpu = await repeated(
+        "start_cpu",
+        "ms",
+        settings.repeat,
+        lambda: samples.start_cpu_once(backend, config),
     )
 
     if subint:
@@ -231,35 +228,21 @@ async def bench_combo(
     await cold_starts("start_cold", settings.concurrent, heavy)
     if label in ISOLATED:
         await cold_starts("start_large", settings.concurrent_large, settings.comparison_repeat)
-        memory_large = metric("memory_large", "MB")
-        await measure(
-            result,
-            ("memory_large",),
-            lambda: _repeat(
-                label,
-                titles["memory_large"],
-                1,
-                lambda: samples.memory(backend, config, settings.concurrent_large, result),
-                memory_large,
-                warm_up=False,
-            ),
-            on_row,
+        await repeated(
+            "memory_large",
+            "MB",
+            1,
+            lambda: samples.memory(backend, config, settings.concurrent_large, result),
+            warm_up=False,
         )
     n = settings.concurrent
     if subint:
-        warm = metric("start_warm", "s")
-        await measure(
-            result,
-            ("start_warm",),
-            lambda: _repeat(
-                label,
-                titles["start_warm"],
-                heavy,
-                lambda: samples.start_many(backend, config, n, True, result),
-                warm,
-                warm_up=False,
-            ),
-            on_row,
+        await repeated(
+            "start_warm",
+            "s",
+            heavy,
+            lambda: samples.start_many(backend, config, n, True, result),
+            warm_up=False,
         )
 
     parallel = metric("parallel", "x")
@@ -271,35 +254,21 @@ async def bench_combo(
 
     await measure(result, ("parallel", "parallel_others"), scaling, on_row)
 
-    lag = metric("latency_boot", "ms")
-    await measure(
-        result,
-        ("latency_boot",),
-        lambda: _repeat(
-            label,
-            titles["latency_boot"],
-            heavy,
-            lambda: samples.latency_boot(backend, config, settings.booting, result),
-            lag,
-            warm_up=False,
-        ),
-        on_row,
+    await repeated(
+        "latency_boot",
+        "ms",
+        heavy,
+        lambda: samples.latency_boot(backend, config, settings.booting, result),
+        warm_up=False,
     )
     if subint:
         assert config is not None
-        fill = metric("latency_fill", "ms")
-        await measure(
-            result,
-            ("latency_fill",),
-            lambda: _repeat(
-                label,
-                titles["latency_fill"],
-                heavy,
-                lambda: samples.latency_fill(config, settings.booting, result),
-                fill,
-                warm_up=False,
-            ),
-            on_row,
+        await repeated(
+            "latency_fill",
+            "ms",
+            heavy,
+            lambda: samples.latency_fill(config, settings.booting, result),
+            warm_up=False,
         )
     on_row(result, None)
     return result
