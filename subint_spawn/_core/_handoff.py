@@ -95,11 +95,12 @@ class DedicatedThread:
     async def wait_done(self, signal: trio.Event) -> None:
         """Until ``signal`` (this thread's ``on_done`` sets it) is set: an ``Event.wait`` that
         a lost signal cannot strand (see the module docstring)."""
-        _awaited[id(self)] = (self, signal)
+        waiter = object()  # one entry per wait: two tasks may await the same thread
+        _awaited[waiter] = (self, signal)
         try:
             await signal.wait()
         finally:
-            _awaited.pop(id(self), None)
+            del _awaited[waiter]
 
     def _main(self) -> None:
         try:
@@ -128,7 +129,7 @@ class DedicatedThread:
 
 
 #: Threads whose end a task of this interpreter awaits now, with the signal it waits for.
-_awaited: dict[int, tuple[DedicatedThread, trio.Event]] = {}
+_awaited: dict[object, tuple[DedicatedThread, trio.Event]] = {}
 
 
 def _repair_lost_signals() -> None:
