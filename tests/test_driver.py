@@ -356,3 +356,27 @@ async def test_a_boot_that_imports_trio_asks_the_parent_not_ldconfig(
             await interp.aclose()
     assert at_import == "libpthread-from-parent.so"
     assert now != "libpthread-from-parent.so" and module == "ctypes.util"
+
+
+async def test_an_abandoned_boot_leaves_the_census_once_its_thread_is_done(
+    monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, int]
+) -> None:
+    """A boot past ``BOOT_BOUND`` is abandoned and listed in ``census()``; when its thread
+    finishes, it destroys what it created and the record goes (it used to stay forever)."""
+    from subint_spawn._core import _driver
+
+    monkeypatch.setattr(_driver, "BOOT_BOUND", 0.3)
+    monkeypatch.setenv("SUBINT_SPAWN_TEST_RELEASE_FD", str(pipe[0]))
+    before = census()
+    with trio.fail_after(20):
+        with (
+            pytest.warns(AbandonedInterpreterWarning, match="booting took longer"),
+            pytest.raises(BootstrapError, match="booting took longer"),
+        ):
+            await _driver.boot("isolated", modules=("tests.slow_import",))
+        assert [record.interpreter_id for record in census().abandoned] == [-1]
+        os.write(pipe[1], b"x")  # the import finishes; the thread destroys the interpreter
+        while census().abandoned or census().threads:  # a condition, checked until it holds
+            await trio.sleep(0.01)
+    assert census().reclaimed_late == before.reclaimed_late + 1
+    assert census().interpreters == 0

@@ -6,6 +6,7 @@ thread whose interpreter was abandoned reaps it itself if it ever finishes), hen
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -55,6 +56,10 @@ class _Registry:
         self._abandoned: dict[int, AbandonedInterpreter] = {}
         self._abandoned_total = 0
         self._reclaimed_late = 0
+        # Keys of abandoned boots whose thread finished (and cleaned up) before the record
+        # of their abandon came in: that record is then reclaimed at once.
+        self._boots_done_early: set[int] = set()
+        self._boot_keys = itertools.count(1)
 
     def interpreter_created(self, interpreter_id: int) -> None:
         with self._lock:
@@ -80,10 +85,34 @@ class _Registry:
         with self._lock:
             self._threads.discard(key)
 
-    def abandoned(self, record: AbandonedInterpreter) -> None:
+    def abandoned(self, record: AbandonedInterpreter, *, key: int | None = None) -> None:
+        """Count ``record``.  ``key``: a boot's key (:meth:`boot_key`): a boot has no
+        interpreter id to file it under.  Already reclaimed by the time it is reported (the
+        thread finished right after it was given up on): counted as reclaimed at once."""
         with self._lock:
-            self._abandoned[record.interpreter_id] = record
             self._abandoned_total += 1
+            if key is not None:
+                if key in self._boots_done_early:
+                    self._boots_done_early.discard(key)
+                    self._reclaimed_late += 1
+                    return
+            elif record.interpreter_id not in self._interpreters:
+                self._reclaimed_late += 1
+                return
+            self._abandoned[record.interpreter_id if key is None else key] = record
+
+    def boot_key(self) -> int:
+        """A key for one boot's possible abandon record (negative: never an interpreter id)."""
+        with self._lock:
+            return -next(self._boot_keys)
+
+    def boot_reclaimed(self, key: int) -> None:
+        """An abandoned boot's thread finished and destroyed what it had created."""
+        with self._lock:
+            if self._abandoned.pop(key, None) is not None:
+                self._reclaimed_late += 1
+            else:
+                self._boots_done_early.add(key)
 
     def snapshot(self) -> Census:
         with self._lock:

@@ -483,9 +483,16 @@ def _excinfo_error(excinfo: Any, context: str) -> BootstrapError:
 
 
 def _report_abandoned(
-    interpreter_id: int, thread_name: str, config: str, reason: str, fate: str
+    interpreter_id: int,
+    thread_name: str,
+    config: str,
+    reason: str,
+    fate: str,
+    *,
+    boot_key: int | None = None,
 ) -> None:
-    REGISTRY.abandoned(AbandonedInterpreter(interpreter_id, thread_name, config, reason, now()))
+    record = AbandonedInterpreter(interpreter_id, thread_name, config, reason, now())
+    REGISTRY.abandoned(record, key=boot_key)
     message = (
         f"abandoned subinterpreter {interpreter_id} ({config}) and its thread "
         f"{thread_name!r}: {reason}. {fate}; see subint_spawn.census()"
@@ -821,9 +828,13 @@ async def boot(
         except BaseException as exc:
             failed.append(exc)
 
+    boot_key = REGISTRY.boot_key()
+
     def orphaned() -> None:
         for interpreter_id in booted:
             _destroy_id(interpreter_id)
+        if thread.abandoned:  # (not when the loop is gone: then nothing was reported)
+            REGISTRY.boot_reclaimed(boot_key)
 
     thread = DedicatedThread(
         run, name=f"subint-boot-{checked}", on_done=done.set, orphaned=orphaned
@@ -835,7 +846,12 @@ async def boot(
         if not done.is_set() and thread.give_up():
             reason = f"booting took longer than {BOOT_BOUND} s"
             _report_abandoned(
-                -1, thread.name, checked, reason, "It is destroyed if its thread ever returns"
+                -1,
+                thread.name,
+                checked,
+                reason,
+                "It is destroyed if its thread ever returns",
+                boot_key=boot_key,
             )
             raise BootstrapError(
                 "TimeoutError", reason, "", where=f"{checked} subinterpreter (booting)"
