@@ -47,6 +47,7 @@ from . import _interrupt
 from ._defaults import current_config, current_spawn_backend
 from ._funcref import is_async_generator_function, main_module_ref, ref_of
 from ._names import BackendName, Config, check_backend, check_config
+from ._once import Once
 from ._portal import ActorLink, Portal
 
 __all__ = ["ActorNursery", "open_nursery"]
@@ -71,25 +72,6 @@ class _ActorSpec:
     main: tuple[str, str, dict[str, Any]] | None = None
 
 
-class _Outcome:
-    """A value or an error, set once, waited for by anyone."""
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def set(self, value: Any = None, error: BaseException | None = None) -> None:
-        if not self.done.is_set():
-            self.value, self.error = value, error
-            self.done.set()
-
-    def unwrap(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
 class _Supervised:
     """The supervisor's record of one actor.  The nursery writes it; the portal asks it
     (it is the portal's :class:`Supervision`)."""
@@ -100,7 +82,7 @@ class _Supervised:
         self.stop_reason = ""  # why, for a context that was open on the actor
         self.stopped = trio.Event()
         self.channel_done = trio.Event()
-        self.outcome = _Outcome()  # of the run_in_actor function
+        self.outcome = Once()  # of the run_in_actor function
 
     def request_stop(self, why: str) -> None:
         if not self.stop_requested.is_set():

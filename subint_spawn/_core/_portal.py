@@ -38,6 +38,7 @@ from ._context import MsgStream, ParentContext, stream_from_generator
 from ._errors import rebuild
 from ._funcref import is_async_generator_function, ref_of
 from ._identity import ActorInfo
+from ._once import Once
 
 __all__ = ["ActorLink", "Portal", "Supervision"]
 
@@ -56,27 +57,6 @@ _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 # waits for a message now (see ActorLink).  Long enough that its timer costs nothing while
 # calls run (a 5 ms one cost ~5% of a bare round trip), short enough for a log record.
 _RETAKE_AFTER = 0.05
-
-
-class _Ready:
-    """The actor's ``ready`` (who it is) or why it could not start; any number may wait."""
-
-    __slots__ = ("done", "error", "value")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
-        if not self.done.is_set():
-            self.value, self.error = value, error
-            self.done.set()
-
-    def unwrap(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
 
 
 class _Call:
@@ -281,7 +261,7 @@ class ActorLink:
         self._cids = itertools.count()
         self._pending: dict[int, _Call] = {}
         self._contexts: dict[int, ParentContext] = {}
-        self._ready = _Ready()
+        self._ready = Once()
         self._closed_error: BaseException | None = None
         self._stopping: str | None = None
         # The reader: None, _SERVE (the receive loop) or the _Call of the call reading.
@@ -557,9 +537,9 @@ class ActorLink:
         if kind == m.READY:
             info = ActorInfo(message[1], message[2], False, message[3], message[4])
             self.channel.peer = info
-            self._ready.resolve(info)
+            self._ready.set(info)
         elif kind == m.STARTUP_ERROR:
-            self._ready.resolve(error=rebuild(message[1], ActorStartupError, trusted=self._trusted))
+            self._ready.set(error=rebuild(message[1], ActorStartupError, trusted=self._trusted))
         elif kind == m.RETURN:
             pending = self._pending.get(message[1])
             if pending is not None:  # else: the caller was cancelled and left
@@ -573,7 +553,7 @@ class ActorLink:
         """The channel is over: fail every call and context still waiting on it."""
         if self._closed_error is None:
             self._closed_error = error
-        self._ready.resolve(error=error)
+        self._ready.set(error=error)
         for pending in self._pending.values():
             pending.resolve(error=error)
         for ctx in self._contexts.values():
